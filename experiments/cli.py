@@ -1,0 +1,101 @@
+"""The ``photonic-backprop`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from experiments.config import load_config
+
+logger = logging.getLogger(__name__)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photonic-backprop",
+        description="Simulated MZI-mesh hardware trained by in situ backpropagation.",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-vv for debug)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train a photonic network in situ beside a digital baseline",
+        description="Train a photonic network by measured in situ gradients and a digital "
+        "baseline on the same split, and write a results folder.",
+    )
+    train.add_argument(
+        "config", nargs="?", help="TOML config file; the built-in default if omitted"
+    )
+    train.add_argument(
+        "--results-dir",
+        default="results",
+        help="folder that receives the run folder (default: results)",
+    )
+    train.add_argument("--seed", type=int, help="override the config's seed")
+    train.add_argument(
+        "--epochs", type=int, help="override the number of training epochs"
+    )
+    train.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as TOML and exit",
+    )
+    train.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    args = _build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    if args.command == "train":
+        return _train(args)
+    return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.train import format_summary, run_training
+
+    try:
+        config = load_config(args.config).with_overrides(
+            seed=args.seed, epochs=args.epochs
+        )
+    except (FileNotFoundError, ValueError) as error:
+        print(f"photonic-backprop: error: {error}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(config.to_toml(), end="")
+        return 0
+    try:
+        result = run_training(
+            config, args.results_dir, args.config, progress=not args.no_progress
+        )
+    except ValueError as error:
+        print(f"photonic-backprop: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "photonic-backprop: interrupted; finished epochs are saved in the results folder",
+            file=sys.stderr,
+        )
+        return 130
+    print(format_summary(result.summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Meshes of MZIs: their layout, and light propagating through a realised device.
+
+A mesh on N modes is a sequence of columns of MZIs on adjacent mode pairs (k, k+1), followed by
+one output phase shifter per mode. MZIs are numbered column by column, and by top mode within a
+column. A mesh's phases form one vector of length N² in the order (θ of every MZI, φ of every
+MZI, output phases ψ); gradients and monitor powers use the same order.
+
+A batch of inputs has shape ``(batch, modes)``; a mesh with transfer matrix U maps ``x`` to
+``x @ U.T``. Light launched into the output ports passes the same components in reverse, so by
+reciprocity it sees Uᵀ: ``backward(y)`` returns ``y @ U``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from photonic.mzi import QUARTER_PI
+
+Topology = Literal["rectangular", "triangular"]
+TOPOLOGIES: tuple[str, ...] = ("rectangular", "triangular")
+
+
+def _check_n_modes(n_modes: int) -> None:
+    if not isinstance(n_modes, (int, np.integer)) or isinstance(n_modes, bool):
+        raise ValueError(f"n_modes {n_modes!r} is invalid; it must be an integer >= 2")
+    if n_modes < 2:
+        raise ValueError(f"n_modes {n_modes!r} is invalid; it must be an integer >= 2")
+
+
+@dataclass(frozen=True)
+class MeshLayout:
+    """Positions of the MZIs of a mesh: the top mode of every MZI in every column.
+
+    Rectangular (Clements et al., Optica 2016): N columns; column c holds the pairs whose top
+    mode k has the parity of c. Triangular (Reck et al., PRL 1994): 2N−3 columns; pair k sits in
+    columns k, k+2, …, 2N−4−k. Both hold N(N−1)/2 MZIs.
+    """
+
+    n_modes: int
+    topology: str
+    columns: tuple[np.ndarray, ...] = field(repr=False)
+
+    @classmethod
+    def create(cls, n_modes: int, topology: str = "rectangular") -> MeshLayout:
+        """Build the layout of a rectangular or triangular mesh on ``n_modes`` modes.
+
+        Raises:
+            ValueError: for fewer than 2 modes or an unknown topology.
+        """
+        _check_n_modes(n_modes)
+        n_modes = int(n_modes)
+        if topology == "rectangular":
+            columns = [np.arange(c % 2, n_modes - 1, 2) for c in range(n_modes)]
+        elif topology == "triangular":
+            depth = max(2 * n_modes - 3, 1)
+            columns = [
+                np.array(
+                    [
+                        k
+                        for k in range(c % 2, n_modes - 1, 2)
+                        if k <= c <= 2 * n_modes - 4 - k
+                    ]
+                    if n_modes > 2
+                    else [0],
+                    dtype=int,
+                )
+                for c in range(depth)
+            ]
+        else:
+            raise ValueError(
+                f"mesh topology {topology!r} is unknown; choose one of {', '.join(TOPOLOGIES)}"
+            )
+        frozen = tuple(np.asarray(col, dtype=np.intp) for col in columns)
+        for col in frozen:
+            col.setflags(write=False)
+        return cls(n_modes=n_modes, topology=topology, columns=frozen)
+
+    @property
+    def depth(self) -> int:
+        """Number of MZI columns."""
+        return len(self.columns)
+
+    @property
+    def n_mzis(self) -> int:
+        """Number of MZIs, N(N−1)/2 for both topologies."""
+        return int(sum(len(col) for col in self.columns))
+
+    @property
+    def n_phases(self) -> int:
+        """Length of the phase vector (θ, φ, ψ): 2·n_mzis + n_modes = N²."""
+        return 2 * self.n_mzis + self.n_modes
+
+    @property
+    def mzi_top_modes(self) -> np.ndarray:
+        """Top mode k of every MZI, in MZI order."""
+        return np.concatenate(self.columns)
+
+    @property
+    def mzi_columns(self) -> np.ndarray:
+        """Column index of every MZI, in MZI order."""
+        return np.concatenate(
+            [np.full(len(col), c) for c, col in enumerate(self.columns)]
+        )
+
+    def column_slices(self) -> list[slice]:
+        """Slice of the MZI index range that belongs to each column."""
+        bounds = np.cumsum([0] + [len(col) for col in self.columns])
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def split_phases(
+        self, phases: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Split a phase vector of length N² into (θ, φ, ψ) views.
+
+        Raises:
+            ValueError: if the vector has the wrong length.
+        """
+        phases = np.asarray(phases)
+        if phases.shape[-1] != self.n_phases:
+            raise ValueError(
+                f"phase vector has length {phases.shape[-1]}; a {self.topology} mesh on "
+                f"{self.n_modes} modes needs {self.n_phases} (theta, phi, output phases)"
+            )
+        m = self.n_mzis
+        return phases[..., :m], phases[..., m : 2 * m], phases[..., 2 * m :]
+
+
+@dataclass(frozen=True)
+class MeshFields:
+    """Fields just after every phase shifter, for a batch: θ and φ ``(batch, n_mzis)``, ψ
+    ``(batch, n_modes)``. For light launched backward these are the adjoint fields at the same
+    points."""
+
+    theta: np.ndarray
+    phi: np.ndarray
+    psi: np.ndarray
+
+    def stacked(self) -> np.ndarray:
+        """Fields as one ``(batch, N²)`` array in phase-vector order (θ, φ, ψ)."""
+        return np.concatenate([self.theta, self.phi, self.psi], axis=-1)
+
+
+@dataclass(frozen=True)
+class RealisedMesh:
+    """One realised device: the phases it applies and its static imperfections.
+
+    Attributes:
+        layout: positions of the MZIs.
+        phases: applied phases (θ, φ, ψ) in rad, after quantization, offsets and any noise.
+        coupler_angles: ``(2, n_mzis)`` coupling angles π/4 + ε of the first and the second
+            coupler of every MZI, in rad.
+        mzi_amplitude: ``(n_mzis,)`` amplitude transmission 10^(−L/20) of every MZI.
+    """
+
+    layout: MeshLayout
+    phases: np.ndarray
+    coupler_angles: np.ndarray
+    mzi_amplitude: np.ndarray
+
+    def __post_init__(self) -> None:
+        m = self.layout.n_mzis
+        self.layout.split_phases(self.phases)
+        if self.coupler_angles.shape != (2, m):
+            raise ValueError(
+                f"coupler_angles has shape {self.coupler_angles.shape}; expected (2, {m})"
+            )
+        if self.mzi_amplitude.shape != (m,):
+            raise ValueError(
+                f"mzi_amplitude has shape {self.mzi_amplitude.shape}; expected ({m},)"
+            )
+        if np.any(self.mzi_amplitude > 1) or np.any(self.mzi_amplitude < 0):
+            raise ValueError(
+                "mzi_amplitude must lie in [0, 1]: an MZI cannot add power"
+            )
+
+    @classmethod
+    def ideal(cls, layout: MeshLayout, phases: np.ndarray) -> RealisedMesh:
+        """A lossless device with perfect 50:50 couplers applying ``phases``."""
+        m = layout.n_mzis
+        return cls(
+            layout=layout,
+            phases=np.asarray(phases, dtype=float),
+            coupler_angles=np.full((2, m), QUARTER_PI),
+            mzi_amplitude=np.ones(m),
+        )
+
+    def with_phases(self, phases: np.ndarray) -> RealisedMesh:
+        """The same device applying other phases."""
+        return RealisedMesh(
+            self.layout,
+            np.asarray(phases, dtype=float),
+            self.coupler_angles,
+            self.mzi_amplitude,
+        )
+
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.layout.n_modes:
+            raise ValueError(
+                f"input has shape {x.shape}; expected (batch, {self.layout.n_modes}) "
+                f"or ({self.layout.n_modes},)"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                "input fields contain NaN or infinity; every amplitude must be finite"
+            )
+        return np.array(np.atleast_2d(x), dtype=np.complex128, copy=True)
+
+    def forward(
+        self, x: np.ndarray, record: bool = False
+    ) -> tuple[np.ndarray, MeshFields | None]:
+        """Propagate a batch launched into the input ports to the output ports.
+
+        Args:
+            x: input fields, ``(batch, N)`` or ``(N,)``.
+            record: also return the field just after every phase shifter.
+
+        Returns:
+            The output fields ``x @ U.T`` (same leading shape as ``x``) and the recorded
+            fields, or None.
+        """
+        single = np.asarray(x).ndim == 1
+        fields = self._prepare(x)
+        theta, phi, psi = self.layout.split_phases(self.phases)
+        rot_theta, rot_phi = np.exp(1j * theta), np.exp(1j * phi)
+        cos_in, sin_in = (
+            np.cos(self.coupler_angles[0]),
+            1j * np.sin(self.coupler_angles[0]),
+        )
+        cos_out, sin_out = (
+            np.cos(self.coupler_angles[1]),
+            1j * np.sin(self.coupler_angles[1]),
+        )
+        batch, m = fields.shape[0], self.layout.n_mzis
+        after_theta = np.empty((batch, m), np.complex128) if record else None
+        after_phi = np.empty((batch, m), np.complex128) if record else None
+
+        for top, cols in zip(self.layout.columns, self.layout.column_slices()):
+            upper = fields[:, top] * rot_phi[cols]
+            lower = fields[:, top + 1]
+            if record:
+                after_phi[:, cols] = upper
+
+            upper, lower = (
+                cos_in[cols] * upper + sin_in[cols] * lower,
+                sin_in[cols] * upper + cos_in[cols] * lower,
+            )
+            upper = upper * rot_theta[cols]
+            if record:
+                after_theta[:, cols] = upper
+
+            upper, lower = (
+                cos_out[cols] * upper + sin_out[cols] * lower,
+                sin_out[cols] * upper + cos_out[cols] * lower,
+            )
+            fields[:, top] = self.mzi_amplitude[cols] * upper
+            fields[:, top + 1] = self.mzi_amplitude[cols] * lower
+
+        out = fields * np.exp(1j * psi)
+        recorded = MeshFields(after_theta, after_phi, out.copy()) if record else None
+        return (out[0] if single else out), recorded
+
+    def backward(
+        self, y: np.ndarray, record: bool = False
+    ) -> tuple[np.ndarray, MeshFields | None]:
+        """Propagate light launched into the output ports back to the input ports.
+
+        Every component is passed in reverse; couplers are symmetric and phase shifters and loss
+        diagonal, so the device acts as Uᵀ (reciprocity), static errors and loss included.
+
+        Args:
+            y: fields launched into the output ports, ``(batch, N)`` or ``(N,)``.
+            record: also return the backward field at the point just after every phase
+                shifter (in the forward sense), i.e. before the light passes that shifter.
+
+        Returns:
+            The fields leaving the input ports, ``y @ U``, and the recorded fields, or None.
+        """
+        single = np.asarray(y).ndim == 1
+        fields = self._prepare(y)
+        theta, phi, psi = self.layout.split_phases(self.phases)
+        rot_theta, rot_phi = np.exp(1j * theta), np.exp(1j * phi)
+        cos_in, sin_in = (
+            np.cos(self.coupler_angles[0]),
+            1j * np.sin(self.coupler_angles[0]),
+        )
+        cos_out, sin_out = (
+            np.cos(self.coupler_angles[1]),
+            1j * np.sin(self.coupler_angles[1]),
+        )
+        batch, m = fields.shape[0], self.layout.n_mzis
+        before_theta = np.empty((batch, m), np.complex128) if record else None
+        before_phi = np.empty((batch, m), np.complex128) if record else None
+        at_psi = fields.copy() if record else None
+
+        fields *= np.exp(1j * psi)
+        for top, cols in zip(
+            reversed(self.layout.columns), reversed(self.layout.column_slices())
+        ):
+            upper = self.mzi_amplitude[cols] * fields[:, top]
+            lower = self.mzi_amplitude[cols] * fields[:, top + 1]
+
+            upper, lower = (
+                cos_out[cols] * upper + sin_out[cols] * lower,
+                sin_out[cols] * upper + cos_out[cols] * lower,
+            )
+            if record:
+                before_theta[:, cols] = upper
+            upper = upper * rot_theta[cols]
+
+            upper, lower = (
+                cos_in[cols] * upper + sin_in[cols] * lower,
+                sin_in[cols] * upper + cos_in[cols] * lower,
+            )
+            if record:
+                before_phi[:, cols] = upper
+            fields[:, top] = upper * rot_phi[cols]
+            fields[:, top + 1] = lower
+
+        recorded = MeshFields(before_theta, before_phi, at_psi) if record else None
+        return (fields[0] if single else fields), recorded
+
+    def matrix(self) -> np.ndarray:
+        """The realised N×N transfer matrix U (output = U · input)."""
+        out, _ = self.forward(np.eye(self.layout.n_modes))
+        return out.T
