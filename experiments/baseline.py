@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photonic.optim import OPTIMIZERS, SGD, Adam, make_optimizer
+
 logger = logging.getLogger(__name__)
 
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
-OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
 EpochRecord = dict[str, float | int]
 
@@ -336,144 +337,9 @@ def softmax_cross_entropy(
     return loss, grad
 
 
-class SGD:
-    """Stochastic gradient descent with optional heavy-ball momentum.
-
-    The update is v <- momentum * v + g, then p <- p - learning_rate * v. With
-    momentum 0 it reduces to p <- p - learning_rate * g.
-
-    Raises:
-        ValueError: if learning_rate is not finite and > 0 or momentum is outside
-            [0, 1).
-    """
-
-    def __init__(self, learning_rate: float, momentum: float = 0.0) -> None:
-        _check_learning_rate(learning_rate)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self._velocities: list[np.ndarray] | None = None
-
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """Update `params` in place from `grads`.
-
-        Raises:
-            ValueError: if the lists differ in length or shapes, or differ from the
-                parameters of earlier steps.
-        """
-        _check_parameter_lists(params, grads)
-        if self.momentum == 0.0:
-            for param, grad in zip(params, grads, strict=True):
-                param -= self.learning_rate * grad
-            return
-
-        if self._velocities is None:
-            self._velocities = [np.zeros_like(param) for param in params]
-        _check_state_matches(self._velocities, params)
-        for param, grad, velocity in zip(params, grads, self._velocities, strict=True):
-            velocity *= self.momentum
-            velocity += grad
-            param -= self.learning_rate * velocity
-
-
-class Adam:
-    """Adam optimizer with bias-corrected moment estimates (Kingma & Ba, ICLR 2015).
-
-    With t the step count starting at 1:
-    m <- beta1 m + (1 - beta1) g, v <- beta2 v + (1 - beta2) g^2,
-    p <- p - learning_rate * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + epsilon).
-
-    Raises:
-        ValueError: if learning_rate or epsilon is not finite and > 0, or a beta is
-            outside [0, 1).
-    """
-
-    def __init__(
-        self,
-        learning_rate: float = 1e-3,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        epsilon: float = 1e-8,
-    ) -> None:
-        _check_learning_rate(learning_rate)
-        for label, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0 <= beta < 1:
-                raise ValueError(f"{label} must be in [0, 1), got {beta}")
-        if not math.isfinite(epsilon) or epsilon <= 0:
-            raise ValueError(f"epsilon must be finite and > 0, got {epsilon}")
-        self.learning_rate = learning_rate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-        self.step_count = 0
-        self._first_moments: list[np.ndarray] | None = None
-        self._second_moments: list[np.ndarray] | None = None
-
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """Update `params` in place from `grads`.
-
-        Raises:
-            ValueError: if the lists differ in length or shapes, or differ from the
-                parameters of earlier steps.
-        """
-        _check_parameter_lists(params, grads)
-        if self._first_moments is None or self._second_moments is None:
-            self._first_moments = [np.zeros_like(param) for param in params]
-            self._second_moments = [np.zeros_like(param) for param in params]
-        _check_state_matches(self._first_moments, params)
-
-        self.step_count += 1
-        first_correction = 1.0 - self.beta1**self.step_count
-        second_correction = 1.0 - self.beta2**self.step_count
-        for param, grad, first, second in zip(
-            params, grads, self._first_moments, self._second_moments, strict=True
-        ):
-            first *= self.beta1
-            first += (1.0 - self.beta1) * grad
-            second *= self.beta2
-            second += (1.0 - self.beta2) * grad**2
-            first_unbiased = first / first_correction
-            second_unbiased = second / second_correction
-            param -= (
-                self.learning_rate
-                * first_unbiased
-                / (np.sqrt(second_unbiased) + self.epsilon)
-            )
-
-
-def _check_learning_rate(learning_rate: float) -> None:
-    if not math.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate}")
-
-
-def _check_parameter_lists(params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-    if len(params) != len(grads):
-        raise ValueError(
-            f"got {len(params)} parameter arrays but {len(grads)} gradient arrays"
-        )
-    for index, (param, grad) in enumerate(zip(params, grads, strict=True)):
-        if param.shape != grad.shape:
-            raise ValueError(
-                f"gradient {index} has shape {grad.shape}, expected {param.shape} "
-                "to match its parameter"
-            )
-
-
-def _check_state_matches(state: list[np.ndarray], params: list[np.ndarray]) -> None:
-    shapes = [array.shape for array in state]
-    if shapes != [param.shape for param in params]:
-        raise ValueError(
-            "the parameter shapes differ from those of the first step; use a new "
-            "optimizer for a different model"
-        )
-
-
-def make_optimizer(config: BaselineConfig) -> SGD | Adam:
+def make_baseline_optimizer(config: BaselineConfig) -> SGD | Adam:
     """Return the optimizer named by `config.optimizer` with its learning rate."""
-    if config.optimizer == "sgd":
-        return SGD(config.learning_rate, momentum=config.momentum)
-    return Adam(config.learning_rate)
+    return make_optimizer(config.optimizer, config.learning_rate, config.momentum)
 
 
 def evaluate(model: DigitalMLP, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -536,7 +402,7 @@ def train_digital_baseline(
     model = DigitalMLP(
         train_x.shape[1], config.hidden_sizes, n_classes, config.activation, rng
     )
-    optimizer = make_optimizer(config)
+    optimizer = make_baseline_optimizer(config)
     logger.info(
         "training digital baseline: %d parameters, %d training samples, config %s",
         model.n_parameters,

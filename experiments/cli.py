@@ -32,7 +32,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "baseline on the same split, and write a results folder.",
     )
     train.add_argument(
-        "config", nargs="?", help="TOML config file; the built-in default if omitted"
+        "config",
+        nargs="?",
+        help="TOML config file, or the name of a bundled config (moons-ideal, moons-bench, iris-ideal); the default config if omitted",
     )
     train.add_argument(
         "--results-dir",

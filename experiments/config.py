@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tomli_w
 
@@ -410,8 +411,19 @@ def _build_section(name: str, cls: type, values: Any) -> Any:
         raise ValueError(f"invalid [{name}] table: {error}") from None
 
 
+BUNDLED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def bundled_config_names() -> list[str]:
+    """Names of the configs shipped with the package (file names without ``.toml``)."""
+    return sorted(path.stem for path in BUNDLED_CONFIGS.glob("*.toml"))
+
+
 def load_config(path: str | Path | None = None) -> ExperimentConfig:
     """Read an experiment config from a TOML file; with no path, return the default config.
+
+    A path that is not a file but is the name of a bundled config (see
+    ``bundled_config_names``) loads that config.
 
     Raises:
         FileNotFoundError: if the file does not exist.
@@ -420,8 +432,13 @@ def load_config(path: str | Path | None = None) -> ExperimentConfig:
     if path is None:
         return ExperimentConfig()
     path = Path(path)
+    if not path.is_file() and (BUNDLED_CONFIGS / f"{path}.toml").is_file():
+        path = BUNDLED_CONFIGS / f"{path}.toml"
     if not path.is_file():
-        raise FileNotFoundError(f"config file {str(path)!r} not found")
+        raise FileNotFoundError(
+            f"config file {str(path)!r} not found; give a TOML file or one of the bundled "
+            f"configs: {', '.join(bundled_config_names())}"
+        )
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

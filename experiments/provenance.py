@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def git_commit() -> dict[str, Any]:
 def collect_provenance(seed: int, config_path: str | None) -> dict[str, Any]:
     """Everything needed to trace a results folder back to its code, inputs and machine."""
     return {
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": seed,
         "config_file": config_path,
         "command": sys.argv,

@@ -210,8 +210,9 @@ class Trainer:
             )
             cosine, relative = gradient_error(measured.flat(), exact.flat())
             record.update(cosine_distance=cosine, relative_error=relative)
-        new_phases = self.optimizer.step(self.network.get_phases(), measured.gradients)
-        self.network.set_phases(new_phases)
+        phases = self.network.get_phases()
+        self.optimizer.step(phases, measured.gradients)
+        self.network.set_phases(phases)
         self.step_count += 1
         return record
 
@@ -394,8 +395,8 @@ def _summarize(
         "name": config.name,
         "seed": config.seed,
         "dataset": dataset.name,
-        "n_train": int(len(dataset.y_train)),
-        "n_test": int(len(dataset.y_test)),
+        "n_train": len(dataset.y_train),
+        "n_test": len(dataset.y_test),
         "photonic": {
             "test_accuracy": photonic[-1]["test_accuracy"],
             "train_accuracy": photonic[-1]["train_accuracy"],

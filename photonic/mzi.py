@@ -21,7 +21,7 @@ def check_splitting_error(error: float | np.ndarray) -> None:
     values = np.asarray(error, dtype=float)
     bad = ~(np.abs(values) < QUARTER_PI)
     if np.any(bad):
-        first = values[bad].flat[0]
+        first = float(values[bad].flat[0])
         raise ValueError(
             f"coupler splitting error {first!r} rad is outside (-pi/4, pi/4); "
             "an error of ±pi/4 would make the coupler a pure bar or cross element"

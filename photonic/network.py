@@ -9,8 +9,9 @@ z = r·e^{iφ} follows Hughes et al., Optica 5, 864 (2018): for f(z) = |z|,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

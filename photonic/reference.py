@@ -9,8 +9,8 @@ over the batch (Hughes et al., Optica 5, 864, 2018).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

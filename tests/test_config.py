@@ -1,0 +1,97 @@
+"""Experiment config: defaults, TOML round trip and rejection of bad input."""
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from experiments.config import ExperimentConfig, bundled_config_names, load_config
+from photonic.hardware import HardwareConfig
+
+
+def write(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_config_round_trips_through_toml(tmp_path):
+    config = ExperimentConfig()
+    path = write(tmp_path, config.to_toml())
+    assert load_config(path) == config
+
+
+def test_bundled_configs_load_by_name():
+    names = bundled_config_names()
+    assert "moons-ideal" in names
+    for name in names:
+        assert load_config(name).name == name
+
+
+def test_unknown_top_level_key_is_rejected(tmp_path):
+    path = write(tmp_path, "sead = 3\n")
+    with pytest.raises(ValueError, match="'sead'"):
+        load_config(path)
+
+
+def test_unknown_section_key_is_rejected(tmp_path):
+    path = write(tmp_path, "[training]\nepoch = 3\n")
+    with pytest.raises(ValueError, match="'epoch'.*allowed keys"):
+        load_config(path)
+
+
+def test_unknown_dataset_is_rejected(tmp_path):
+    path = write(tmp_path, '[data]\nname = "mnist-full"\n')
+    with pytest.raises(ValueError, match="mnist-full.*moons"):
+        load_config(path)
+
+
+def test_negative_loss_is_rejected(tmp_path):
+    path = write(tmp_path, "[hardware.static]\nmzi_loss_db = -0.5\n")
+    with pytest.raises(ValueError, match=r"mzi_loss_db = -0\.5.*>= 0"):
+        load_config(path)
+
+
+def test_zero_quantization_bits_are_rejected(tmp_path):
+    path = write(tmp_path, "[hardware.programming]\nphase_bits = 0\n")
+    with pytest.raises(ValueError, match="phase_bits = 0.*1 to 32"):
+        load_config(path)
+
+
+def test_unknown_hardware_preset_is_rejected(tmp_path):
+    path = write(tmp_path, '[hardware]\npreset = "perfect"\n')
+    with pytest.raises(ValueError, match="'perfect' does not exist.*ideal"):
+        load_config(path)
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "seed = = 3\n")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_missing_config_file_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.toml"):
+        load_config(tmp_path / "nothere.toml")
+
+
+def test_hardware_section_overrides_preset_fields():
+    hardware = HardwareConfig.from_mapping(
+        {"preset": "bench", "detection": {"monitor_noise_k": 0.02}}
+    )
+    assert hardware.detection.monitor_noise_k == 0.02
+    assert hardware.programming.phase_bits == 8
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):
+    path = write(tmp_path, "[network]\nn_layers = 0\n")
+    status = main(["train", str(path), "--results-dir", str(tmp_path)])
+    assert status == 2
+    assert "n_layers = 0" in capsys.readouterr().err
+
+
+def test_nan_input_to_training_pipeline_is_rejected():
+    from photonic.encoding import AmplitudeEncoder
+
+    features = np.array([[0.1, 0.2], [np.nan, 0.3]])
+    with pytest.raises(ValueError, match="NaN"):
+        AmplitudeEncoder(4).fit(features)
