@@ -71,7 +71,7 @@ class StaticErrors:
 
 @dataclass(frozen=True)
 class Programming:
-    """How programmed phases are applied.
+    """Phase DAC settings that turn programmed phases into applied phases.
 
     Attributes:
         phase_bits: bit depth of the phase DAC; phases are wrapped into [0, 2π) and rounded to
@@ -183,7 +183,7 @@ class HardwareConfig:
         return cls(**parts)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The config as nested plain dicts (for JSON and TOML)."""
+        """Return the config as nested plain dicts (for JSON and TOML)."""
         return {
             name: {
                 f.name: getattr(getattr(self, name), f.name)
@@ -336,13 +336,13 @@ class Chip:
         )
 
     def device(self) -> RealisedMesh:
-        """The realised device with static errors and quantization, without per-pass noise."""
+        """Return the realised device with static errors and quantization, without per-pass noise."""
         return RealisedMesh(
             self.layout, self.applied_phases(), self.coupler_angles, self.mzi_amplitude
         )
 
     def pass_device(self) -> RealisedMesh:
-        """The device as one optical pass sees it: per-pass phase noise drawn afresh."""
+        """Return the realised device for one optical pass, with its phase noise drawn afresh."""
         phases = self.applied_phases()
         std = self.hardware.pass_noise.phase_noise_std
         if std > 0:
@@ -352,5 +352,5 @@ class Chip:
         )
 
     def read_monitors(self, power: np.ndarray) -> np.ndarray:
-        """Monitor readings of the true powers ``power`` with this chip's detection noise."""
+        """Return monitor readings of the true powers ``power`` with this chip's detection noise."""
         return read_monitors(power, self.hardware.detection, self.noise_rng)

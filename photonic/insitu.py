@@ -11,8 +11,9 @@ then ∂L/∂φ = (P_sum − P_fwd − P_bwd)/2, summed over the batch. This is 
 mesh; mode-dependent loss, noise and detection make it deviate.
 
 The adjoint source of every sample is scaled to the power of that sample's forward input before
-it is launched, and the measured gradient is scaled back; the gradient is linear in δ, so this
-changes nothing in the noiseless case and keeps the adjoint light well above the monitor noise.
+it is launched, and the measured gradient is scaled back. The gradient is linear in δ, so this
+changes nothing in the noiseless case, and it keeps the adjoint light well above the monitor
+noise.
 
 Each pass draws its own per-pass noise. ``InSituStep`` exposes the passes one by one so a
 scheduler can run each at its own simulated time; ``measure_gradient`` runs them in order.
@@ -44,7 +45,7 @@ class InSituResult:
     optical_passes: int
 
     def flat(self) -> np.ndarray:
-        """All layers' gradients as one vector."""
+        """Return all layers' gradients as one vector."""
         return np.concatenate(self.gradients)
 
 
@@ -90,7 +91,7 @@ class InSituStep:
         chip = self.network.chips[layer]
         out, fields = chip.pass_device().forward(x, record=True)
         self.passes += 1
-        self._p_forward[layer] = chip.read_monitors(np.abs(fields.stacked()) ** 2)
+        self._p_forward[layer] = chip.read_monitors(fields.powers())
         self._outputs[layer] = out
         if layer + 1 < self.network.n_layers:
             self._inputs[layer + 1] = self.network.activation.forward(out)
@@ -108,7 +109,7 @@ class InSituStep:
         x = self._inputs[layer]
         input_power = np.sum(np.abs(x) ** 2, axis=1)
         source_power = np.sum(np.abs(delta) ** 2, axis=1)
-        # Launch every sample's source at the power of its forward input; the gradient is
+        # Launch every sample's source at the power of its forward input. The gradient is
         # linear in the source, so the measured gradient is scaled back by the same factor.
         gain = np.sqrt(
             np.divide(
@@ -123,7 +124,7 @@ class InSituStep:
             delta * gain[:, None], record=True
         )
         self.passes += 1
-        self._p_adjoint[layer] = chip.read_monitors(np.abs(fields.stacked()) ** 2)
+        self._p_adjoint[layer] = chip.read_monitors(fields.powers())
         self._adjoint_out[layer] = adjoint_out
         self._scale[layer] = np.divide(
             1.0, gain, out=np.zeros_like(gain), where=gain > 0
@@ -145,12 +146,12 @@ class InSituStep:
         mixed = self._inputs[layer] - 1j * np.conj(adjoint_out)
         _, fields = chip.pass_device().forward(mixed, record=True)
         self.passes += 1
-        p_sum = chip.read_monitors(np.abs(fields.stacked()) ** 2)
+        p_sum = chip.read_monitors(fields.powers())
         per_sample = 0.5 * (p_sum - self._p_forward[layer] - self._p_adjoint[layer])
         self.gradients[layer] = self._scale[layer] @ per_sample
 
     def result(self) -> InSituResult:
-        """The measured gradients once every pass has run."""
+        """Return the measured gradients once every pass has run."""
         self._require(
             all(g is not None for g in self.gradients),
             "not every layer has its interference pass",
@@ -164,7 +165,7 @@ class InSituStep:
 
 
 def pass_order(n_layers: int) -> list[tuple[str, int]]:
-    """The hardware order of the passes of one step, as (kind, layer) pairs."""
+    """Return the hardware order of the passes of one step, as (kind, layer) pairs."""
     order = [("forward", layer) for layer in range(n_layers)]
     for layer in range(n_layers - 1, -1, -1):
         order += [("adjoint", layer), ("interference", layer)]

@@ -34,7 +34,7 @@ def _check_n_modes(n_modes: int) -> None:
 class MeshLayout:
     """Positions of the MZIs of a mesh: the top mode of every MZI in every column.
 
-    Rectangular (Clements et al., Optica 2016): N columns; column c holds the pairs whose top
+    Rectangular (Clements et al., Optica 2016): N columns; column c contains the pairs whose top
     mode k has the parity of c. Triangular (Reck et al., PRL 1994): 2N−3 columns; pair k sits in
     columns k, k+2, …, 2N−4−k. Both hold N(N−1)/2 MZIs.
     """
@@ -142,6 +142,10 @@ class MeshFields:
         """Fields as one ``(batch, N²)`` array in phase-vector order (θ, φ, ψ)."""
         return np.concatenate([self.theta, self.phi, self.psi], axis=-1)
 
+    def powers(self) -> np.ndarray:
+        """Optical powers |field|² as one ``(batch, N²)`` array in phase-vector order."""
+        return np.abs(self.stacked()) ** 2
+
 
 @dataclass(frozen=True)
 class RealisedMesh:
@@ -178,7 +182,7 @@ class RealisedMesh:
 
     @classmethod
     def ideal(cls, layout: MeshLayout, phases: np.ndarray) -> RealisedMesh:
-        """A lossless device with perfect 50:50 couplers applying ``phases``."""
+        """Build a lossless device with perfect 50:50 couplers applying ``phases``."""
         m = layout.n_mzis
         return cls(
             layout=layout,
@@ -188,13 +192,23 @@ class RealisedMesh:
         )
 
     def with_phases(self, phases: np.ndarray) -> RealisedMesh:
-        """The same device applying other phases."""
+        """Return the same device applying other phases."""
         return RealisedMesh(
             self.layout,
             np.asarray(phases, dtype=float),
             self.coupler_angles,
             self.mzi_amplitude,
         )
+
+    def _rotations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        theta, phi, psi = self.layout.split_phases(self.phases)
+        return np.exp(1j * theta), np.exp(1j * phi), np.exp(1j * psi)
+
+    def _coupler_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """cos and i·sin of the coupling angles of the first and the second couplers."""
+        cos = np.cos(self.coupler_angles)
+        isin = 1j * np.sin(self.coupler_angles)
+        return cos[0], isin[0], cos[1], isin[1]
 
     def _prepare(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
@@ -224,16 +238,8 @@ class RealisedMesh:
         """
         single = np.asarray(x).ndim == 1
         fields = self._prepare(x)
-        theta, phi, psi = self.layout.split_phases(self.phases)
-        rot_theta, rot_phi = np.exp(1j * theta), np.exp(1j * phi)
-        cos_in, sin_in = (
-            np.cos(self.coupler_angles[0]),
-            1j * np.sin(self.coupler_angles[0]),
-        )
-        cos_out, sin_out = (
-            np.cos(self.coupler_angles[1]),
-            1j * np.sin(self.coupler_angles[1]),
-        )
+        rot_theta, rot_phi, rot_psi = self._rotations()
+        cos_in, sin_in, cos_out, sin_out = self._coupler_terms()
         batch, m = fields.shape[0], self.layout.n_mzis
         after_theta = np.empty((batch, m), np.complex128) if record else None
         after_phi = np.empty((batch, m), np.complex128) if record else None
@@ -259,7 +265,7 @@ class RealisedMesh:
             fields[:, top] = self.mzi_amplitude[cols] * upper
             fields[:, top + 1] = self.mzi_amplitude[cols] * lower
 
-        out = fields * np.exp(1j * psi)
+        out = fields * rot_psi
         recorded = MeshFields(after_theta, after_phi, out.copy()) if record else None
         return (out[0] if single else out), recorded
 
@@ -281,22 +287,14 @@ class RealisedMesh:
         """
         single = np.asarray(y).ndim == 1
         fields = self._prepare(y)
-        theta, phi, psi = self.layout.split_phases(self.phases)
-        rot_theta, rot_phi = np.exp(1j * theta), np.exp(1j * phi)
-        cos_in, sin_in = (
-            np.cos(self.coupler_angles[0]),
-            1j * np.sin(self.coupler_angles[0]),
-        )
-        cos_out, sin_out = (
-            np.cos(self.coupler_angles[1]),
-            1j * np.sin(self.coupler_angles[1]),
-        )
+        rot_theta, rot_phi, rot_psi = self._rotations()
+        cos_in, sin_in, cos_out, sin_out = self._coupler_terms()
         batch, m = fields.shape[0], self.layout.n_mzis
         before_theta = np.empty((batch, m), np.complex128) if record else None
         before_phi = np.empty((batch, m), np.complex128) if record else None
         at_psi = fields.copy() if record else None
 
-        fields *= np.exp(1j * psi)
+        fields *= rot_psi
         for top, cols in zip(
             reversed(self.layout.columns), reversed(self.layout.column_slices())
         ):
@@ -324,6 +322,6 @@ class RealisedMesh:
         return (fields[0] if single else fields), recorded
 
     def matrix(self) -> np.ndarray:
-        """The realised N×N transfer matrix U (output = U · input)."""
+        """Compute the realised N×N transfer matrix U (output = U · input)."""
         out, _ = self.forward(np.eye(self.layout.n_modes))
         return out.T

@@ -152,7 +152,7 @@ class PhotonicNetwork:
             chip.phases = value
 
     def devices(self) -> list[RealisedMesh]:
-        """The realised devices without per-pass noise."""
+        """Return the realised devices without per-pass noise."""
         return [chip.device() for chip in self.chips]
 
     def infer(self, x: np.ndarray, noisy: bool = True) -> np.ndarray:

@@ -147,7 +147,9 @@ def _check_state_matches(state: list[np.ndarray], params: list[np.ndarray]) -> N
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0) -> SGD | Adam:
+def make_optimizer(
+    name: str, learning_rate: float, momentum: float = 0.0
+) -> SGD | Adam:
     """Build the optimizer called ``name`` ("adam" or "sgd"); momentum applies to SGD only.
 
     Raises:
@@ -157,4 +159,6 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0) -> SG
         return SGD(learning_rate, momentum=momentum)
     if name == "adam":
         return Adam(learning_rate)
-    raise ValueError(f"optimizer {name!r} is unknown; choose one of {', '.join(OPTIMIZERS)}")
+    raise ValueError(
+        f"optimizer {name!r} is unknown; choose one of {', '.join(OPTIMIZERS)}"
+    )

@@ -26,7 +26,7 @@ class GradientResult:
     gradients: list[np.ndarray]
 
     def flat(self) -> np.ndarray:
-        """All layers' gradients as one vector."""
+        """Return all layers' gradients as one vector."""
         return np.concatenate(self.gradients)
 
 
