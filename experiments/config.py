@@ -185,6 +185,9 @@ class TrainingConfig:
         learning_rate: step size in rad per unit gradient (SGD) or rad (Adam).
         reference_every: compute the exact gradient for the gradient error every this many
             steps (1: every step).
+        optical_loss_correction: rescale measured gradients by the nominal power
+            transmission to each shifter, exact when every waveguide of every column has
+            the same loss.
     """
 
     epochs: int = 60
@@ -192,6 +195,7 @@ class TrainingConfig:
     optimizer: str = "adam"
     learning_rate: float = 0.05
     reference_every: int = 1
+    optical_loss_correction: bool = False
 
     def __post_init__(self) -> None:
         _require(
@@ -228,6 +232,13 @@ class TrainingConfig:
             "reference_every",
             self.reference_every,
             "an integer >= 1",
+        )
+        _require(
+            isinstance(self.optical_loss_correction, bool),
+            "training",
+            "optical_loss_correction",
+            self.optical_loss_correction,
+            "true or false",
         )
 
 
@@ -362,10 +373,7 @@ class ExperimentConfig:
                 for f in fields(section)
                 if getattr(section, f.name) is not None
             }
-        out["hardware"] = {
-            name: {k: v for k, v in table.items() if v is not None}
-            for name, table in self.hardware.to_dict().items()
-        }
+        out["hardware"] = _without_none(self.hardware.to_dict())
         out["timing"] = self.timing.to_dict()
         return out
 
@@ -383,6 +391,15 @@ class ExperimentConfig:
         if epochs is not None:
             config = replace(config, training=replace(config.training, epochs=epochs))
         return config
+
+
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys whose value is None, at every depth (TOML has no null)."""
+    return {
+        key: _without_none(value) if isinstance(value, dict) else value
+        for key, value in table.items()
+        if value is not None
+    }
 
 
 def _plain(value: Any) -> Any:

@@ -184,14 +184,21 @@ class Trainer:
 
     def train_step(self, x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Measure one gradient on the chip at the times the schedule gives, then update."""
-        step = InSituStep(self.network, x, labels)
+        step = InSituStep(
+            self.network, x, labels, self.config.training.optical_loss_correction
+        )
+        start_s = self.simulated_time_s
+
+        def on_pass(kind: str, layer: int, time_ps: int) -> None:
+            run_pass(step, kind, layer, start_s + time_ps * 1e-12)
+
         report = simulate_training_step(
             self.config.timing,
             n_layers=self.network.n_layers,
             n_modes=self.network.n_modes,
             batch_size=len(x),
-            phases_per_layer=self.network.chips[0].layout.n_phases,
-            on_pass=lambda kind, layer, _time_ps: run_pass(step, kind, layer),
+            phases_per_layer=self.network.chips[0].n_phases,
+            on_pass=on_pass,
         )
         measured = step.result()
         if self.example_report is None:
@@ -389,7 +396,6 @@ def _summarize(
     steps = [
         json.loads(line) for line in steps_path.read_text(encoding="utf-8").splitlines()
     ]
-    n_phases = config.network.n_layers * config.network.n_modes**2
     return {
         "status": "finished",
         "name": config.name,
@@ -401,7 +407,7 @@ def _summarize(
             "test_accuracy": photonic[-1]["test_accuracy"],
             "train_accuracy": photonic[-1]["train_accuracy"],
             "test_loss": photonic[-1]["test_loss"],
-            "n_phases": n_phases,
+            "n_phases": trainer.network.n_phases,
         },
         "digital": {
             "test_accuracy": digital[-1]["test_accuracy"],

@@ -54,20 +54,34 @@ class InSituStep:
 
     The order is: ``forward_pass(l)`` for l = 0 … L−1, then ``adjoint_pass(l)`` and
     ``interference_pass(l)`` for l = L−1 … 0. A pass called out of order raises RuntimeError.
+    Each pass takes the simulated time at which it runs, in s, which advances the drift of
+    its chip; None leaves the drift where it is.
+
+    Args:
+        network: the network on its chips.
+        x: input fields of the batch, ``(batch, inputs)``.
+        targets: targets of the loss.
+        loss_correction: rescale every gradient by the nominal power transmission from the
+            inputs to its shifter, which makes the measurement exact for a mesh whose every
+            waveguide of every column has the same loss (see ``Chip.nominal_power_factors``).
     """
 
     def __init__(
-        self, network: PhotonicNetwork, x: np.ndarray, targets: np.ndarray
+        self,
+        network: PhotonicNetwork,
+        x: np.ndarray,
+        targets: np.ndarray,
+        loss_correction: bool = False,
     ) -> None:
         x = np.asarray(x)
         if not np.all(np.isfinite(x)):
             raise ValueError("network input contains NaN or infinity")
         self.network = network
         self.targets = targets
+        self.loss_correction = loss_correction
         n = network.n_layers
-        self._inputs: list[np.ndarray | None] = [np.asarray(x, dtype=np.complex128)] + [
-            None
-        ] * (n - 1)
+        self._inputs: list[np.ndarray | None] = [np.asarray(x, dtype=np.complex128)]
+        self._inputs += [None] * (n - 1)
         self._outputs: list[np.ndarray | None] = [None] * n
         self._p_forward: list[np.ndarray | None] = [None] * n
         self._p_adjoint: list[np.ndarray | None] = [None] * n
@@ -82,25 +96,27 @@ class InSituStep:
         if not condition:
             raise RuntimeError(f"in situ passes out of order: {message}")
 
-    def forward_pass(self, layer: int) -> None:
+    def forward_pass(self, layer: int, time_s: float | None = None) -> None:
         """Forward pass of ``layer``: monitor powers, detected output, next layer's input."""
         x = self._inputs[layer]
         self._require(
             x is not None, f"forward pass of layer {layer} before its input exists"
         )
         chip = self.network.chips[layer]
-        out, fields = chip.pass_device().forward(x, record=True)
+        launched = chip.launch(x, "forward")
+        out, fields = chip.pass_device("forward", time_s).forward(launched, record=True)
         self.passes += 1
-        self._p_forward[layer] = chip.read_monitors(fields.powers())
-        self._outputs[layer] = out
+        self._p_forward[layer] = chip.read_monitors(fields.powers(), "forward")
+        measured = chip.measure_fields(out, "forward")
+        self._outputs[layer] = measured
         if layer + 1 < self.network.n_layers:
-            self._inputs[layer + 1] = self.network.activation.forward(out)
+            self._inputs[layer + 1] = self.network.activation.forward(measured)
         else:
             self.loss, self._delta[layer] = self.network.loss.value_and_adjoint(
-                out, self.targets
+                measured, self.targets
             )
 
-    def adjoint_pass(self, layer: int) -> None:
+    def adjoint_pass(self, layer: int, time_s: float | None = None) -> None:
         """Adjoint pass of ``layer``: launch δ backward, read monitors and the input ports."""
         delta = self._delta[layer]
         self._require(
@@ -120,34 +136,49 @@ class InSituStep:
             )
         )
         chip = self.network.chips[layer]
-        adjoint_out, fields = chip.pass_device().backward(
-            delta * gain[:, None], record=True
-        )
+        launched = chip.launch(delta * gain[:, None], "adjoint")
+        device = chip.pass_device("adjoint", time_s)
+        adjoint_out, fields = device.backward(launched, record=True)
         self.passes += 1
-        self._p_adjoint[layer] = chip.read_monitors(fields.powers())
-        self._adjoint_out[layer] = adjoint_out
+        self._p_adjoint[layer] = chip.read_monitors(fields.powers(), "adjoint")
+        measured = chip.measure_fields(adjoint_out, "adjoint")
+        self._adjoint_out[layer] = measured
         self._scale[layer] = np.divide(
             1.0, gain, out=np.zeros_like(gain), where=gain > 0
         )
         if layer > 0:
-            gamma = adjoint_out * self._scale[layer][:, None]
+            gamma = measured[:, : x.shape[1]] * self._scale[layer][:, None]
             self._delta[layer - 1] = self.network.activation.adjoint(
                 self._outputs[layer - 1], gamma
             )
 
-    def interference_pass(self, layer: int) -> None:
-        """Interference pass of ``layer`` with input x − i·conj(x_adj); completes its gradient."""
+    def interference_pass(self, layer: int, time_s: float | None = None) -> None:
+        """Interference pass of ``layer`` with input x − i·conj(x_adj); completes its gradient.
+
+        A layer with more input ports than its inputs (dark ports) drives them with their
+        share of −i·conj(x_adj) too.
+        """
         adjoint_out = self._adjoint_out[layer]
         self._require(
             adjoint_out is not None,
             f"interference pass of layer {layer} before its adjoint pass",
         )
         chip = self.network.chips[layer]
-        mixed = self._inputs[layer] - 1j * np.conj(adjoint_out)
-        _, fields = chip.pass_device().forward(mixed, record=True)
+        x = self._inputs[layer]
+        padded = np.zeros_like(adjoint_out)
+        padded[:, : x.shape[1]] = x
+        launched = chip.launch(padded - 1j * np.conj(adjoint_out), "interference")
+        _, fields = chip.pass_device("interference", time_s).forward(
+            launched, record=True
+        )
         self.passes += 1
-        p_sum = chip.read_monitors(fields.powers())
-        per_sample = 0.5 * (p_sum - self._p_forward[layer] - self._p_adjoint[layer])
+        p_sum = chip.read_monitors(fields.powers(), "interference")
+        p_forward, p_adjoint = self._p_forward[layer], self._p_adjoint[layer]
+        if self.loss_correction:
+            factor = chip.nominal_power_factors()
+            per_sample = 0.5 * (p_sum - p_forward - factor**2 * p_adjoint) / factor
+        else:
+            per_sample = 0.5 * (p_sum - p_forward - p_adjoint)
         self.gradients[layer] = self._scale[layer] @ per_sample
 
     def result(self) -> InSituResult:
@@ -172,8 +203,11 @@ def pass_order(n_layers: int) -> list[tuple[str, int]]:
     return order
 
 
-def run_pass(step: InSituStep, kind: str, layer: int) -> None:
-    """Run one pass of ``step`` by its kind: "forward", "adjoint" or "interference"."""
+def run_pass(
+    step: InSituStep, kind: str, layer: int, time_s: float | None = None
+) -> None:
+    """Run one pass of ``step`` by its kind ("forward", "adjoint" or "interference") at the
+    simulated time ``time_s`` in s."""
     methods = {
         "forward": step.forward_pass,
         "adjoint": step.adjoint_pass,
@@ -183,14 +217,17 @@ def run_pass(step: InSituStep, kind: str, layer: int) -> None:
         raise ValueError(
             f"pass kind {kind!r} is unknown; choose one of {', '.join(methods)}"
         )
-    methods[kind](layer)
+    methods[kind](layer, time_s)
 
 
 def measure_gradient(
-    network: PhotonicNetwork, x: np.ndarray, targets: np.ndarray
+    network: PhotonicNetwork,
+    x: np.ndarray,
+    targets: np.ndarray,
+    loss_correction: bool = False,
 ) -> InSituResult:
     """Measure the gradient of the batch loss by the three-pass protocol, passes in order."""
-    step = InSituStep(network, x, targets)
+    step = InSituStep(network, x, targets, loss_correction)
     for kind, layer in pass_order(network.n_layers):
         run_pass(step, kind, layer)
     return step.result()

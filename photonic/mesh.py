@@ -12,7 +12,7 @@ reciprocity it sees Uᵀ: ``backward(y)`` returns ``y @ U``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -110,6 +110,25 @@ class MeshLayout:
         bounds = np.cumsum([0] + [len(col) for col in self.columns])
         return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
+    def shifter_neighbours(self) -> np.ndarray:
+        """Pairs (i, j), i < j, of phase-vector indices of side-by-side phase shifters.
+
+        Shifters are side by side when they sit in the same column on adjacent MZIs (top
+        modes k and k + 2), θ beside θ and φ beside φ, or when they are output phase
+        shifters of adjacent modes. Thermal crosstalk acts between these pairs.
+        """
+        m = self.n_mzis
+        pairs = []
+        for top, cols in zip(self.columns, self.column_slices()):
+            indices = np.arange(cols.start, cols.stop)
+            adjacent = np.nonzero(np.diff(top) == 2)[0]
+            for offset in (0, m):
+                pairs += [
+                    (offset + indices[a], offset + indices[a + 1]) for a in adjacent
+                ]
+        pairs += [(2 * m + k, 2 * m + k + 1) for k in range(self.n_modes - 1)]
+        return np.array(pairs, dtype=np.intp).reshape(-1, 2)
+
     def split_phases(
         self, phases: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,34 +170,51 @@ class MeshFields:
 class RealisedMesh:
     """One realised device: the phases it applies and its static imperfections.
 
+    Inside an MZI the light passes φ, the first coupler, the two internal arms (each with its
+    own amplitude transmission), θ on the top arm and the second coupler. After every column
+    each waveguide, idle ones included, may have a propagation loss.
+
     Attributes:
         layout: positions of the MZIs.
         phases: applied phases (θ, φ, ψ) in rad, after quantization, offsets and any noise.
         coupler_angles: ``(2, n_mzis)`` coupling angles π/4 + ε of the first and the second
             coupler of every MZI, in rad.
-        mzi_amplitude: ``(n_mzis,)`` amplitude transmission 10^(−L/20) of every MZI.
+        arm_amplitude: ``(2, n_mzis)`` amplitude transmission of the top and the bottom
+            internal arm of every MZI; equal arms of 10^(−L/20) give an MZI of L dB
+            insertion loss.
+        column_amplitude: ``(depth, n_modes)`` amplitude transmission of every waveguide after
+            every column, or None for lossless waveguides.
     """
 
     layout: MeshLayout
     phases: np.ndarray
     coupler_angles: np.ndarray
-    mzi_amplitude: np.ndarray
+    arm_amplitude: np.ndarray
+    column_amplitude: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = self.layout.n_mzis
         self.layout.split_phases(self.phases)
-        if self.coupler_angles.shape != (2, m):
-            raise ValueError(
-                f"coupler_angles has shape {self.coupler_angles.shape}; expected (2, {m})"
+        expected = {
+            "coupler_angles": (self.coupler_angles, (2, m)),
+            "arm_amplitude": (self.arm_amplitude, (2, m)),
+        }
+        if self.column_amplitude is not None:
+            expected["column_amplitude"] = (
+                self.column_amplitude,
+                (self.layout.depth, self.layout.n_modes),
             )
-        if self.mzi_amplitude.shape != (m,):
-            raise ValueError(
-                f"mzi_amplitude has shape {self.mzi_amplitude.shape}; expected ({m},)"
-            )
-        if np.any(self.mzi_amplitude > 1) or np.any(self.mzi_amplitude < 0):
-            raise ValueError(
-                "mzi_amplitude must lie in [0, 1]: an MZI cannot add power"
-            )
+        for name, (array, shape) in expected.items():
+            if np.shape(array) != shape:
+                raise ValueError(
+                    f"{name} has shape {np.shape(array)}; expected {shape}"
+                )
+        for name in ("arm_amplitude", "column_amplitude"):
+            array = getattr(self, name)
+            if array is not None and (np.any(array > 1) or np.any(array < 0)):
+                raise ValueError(
+                    f"{name} must lie in [0, 1] because a passive device cannot add power"
+                )
 
     @classmethod
     def ideal(cls, layout: MeshLayout, phases: np.ndarray) -> RealisedMesh:
@@ -188,17 +224,12 @@ class RealisedMesh:
             layout=layout,
             phases=np.asarray(phases, dtype=float),
             coupler_angles=np.full((2, m), QUARTER_PI),
-            mzi_amplitude=np.ones(m),
+            arm_amplitude=np.ones((2, m)),
         )
 
     def with_phases(self, phases: np.ndarray) -> RealisedMesh:
         """Return the same device applying other phases."""
-        return RealisedMesh(
-            self.layout,
-            np.asarray(phases, dtype=float),
-            self.coupler_angles,
-            self.mzi_amplitude,
-        )
+        return replace(self, phases=np.asarray(phases, dtype=float))
 
     def _rotations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         theta, phi, psi = self.layout.split_phases(self.phases)
@@ -240,11 +271,14 @@ class RealisedMesh:
         fields = self._prepare(x)
         rot_theta, rot_phi, rot_psi = self._rotations()
         cos_in, sin_in, cos_out, sin_out = self._coupler_terms()
+        arm_top, arm_bottom = self.arm_amplitude
         batch, m = fields.shape[0], self.layout.n_mzis
         after_theta = np.empty((batch, m), np.complex128) if record else None
         after_phi = np.empty((batch, m), np.complex128) if record else None
 
-        for top, cols in zip(self.layout.columns, self.layout.column_slices()):
+        for column, (top, cols) in enumerate(
+            zip(self.layout.columns, self.layout.column_slices())
+        ):
             upper = fields[:, top] * rot_phi[cols]
             lower = fields[:, top + 1]
             if record:
@@ -254,16 +288,15 @@ class RealisedMesh:
                 cos_in[cols] * upper + sin_in[cols] * lower,
                 sin_in[cols] * upper + cos_in[cols] * lower,
             )
-            upper = upper * rot_theta[cols]
+            upper = upper * (arm_top[cols] * rot_theta[cols])
+            lower = lower * arm_bottom[cols]
             if record:
                 after_theta[:, cols] = upper
 
-            upper, lower = (
-                cos_out[cols] * upper + sin_out[cols] * lower,
-                sin_out[cols] * upper + cos_out[cols] * lower,
-            )
-            fields[:, top] = self.mzi_amplitude[cols] * upper
-            fields[:, top + 1] = self.mzi_amplitude[cols] * lower
+            fields[:, top] = cos_out[cols] * upper + sin_out[cols] * lower
+            fields[:, top + 1] = sin_out[cols] * upper + cos_out[cols] * lower
+            if self.column_amplitude is not None:
+                fields *= self.column_amplitude[column]
 
         out = fields * rot_psi
         recorded = MeshFields(after_theta, after_phi, out.copy()) if record else None
@@ -274,8 +307,9 @@ class RealisedMesh:
     ) -> tuple[np.ndarray, MeshFields | None]:
         """Propagate light launched into the output ports back to the input ports.
 
-        Every component is passed in reverse; couplers are symmetric and phase shifters and loss
-        diagonal, so the device acts as Uᵀ (reciprocity), static errors and loss included.
+        Every component is passed in reverse. Couplers are symmetric and phase shifters and
+        losses diagonal, so the device acts as Uᵀ (reciprocity), static errors and loss
+        included.
 
         Args:
             y: fields launched into the output ports, ``(batch, N)`` or ``(N,)``.
@@ -289,17 +323,19 @@ class RealisedMesh:
         fields = self._prepare(y)
         rot_theta, rot_phi, rot_psi = self._rotations()
         cos_in, sin_in, cos_out, sin_out = self._coupler_terms()
+        arm_top, arm_bottom = self.arm_amplitude
         batch, m = fields.shape[0], self.layout.n_mzis
         before_theta = np.empty((batch, m), np.complex128) if record else None
         before_phi = np.empty((batch, m), np.complex128) if record else None
         at_psi = fields.copy() if record else None
 
         fields *= rot_psi
-        for top, cols in zip(
-            reversed(self.layout.columns), reversed(self.layout.column_slices())
-        ):
-            upper = self.mzi_amplitude[cols] * fields[:, top]
-            lower = self.mzi_amplitude[cols] * fields[:, top + 1]
+        columns = list(zip(self.layout.columns, self.layout.column_slices()))
+        for column in range(len(columns) - 1, -1, -1):
+            top, cols = columns[column]
+            if self.column_amplitude is not None:
+                fields *= self.column_amplitude[column]
+            upper, lower = fields[:, top], fields[:, top + 1]
 
             upper, lower = (
                 cos_out[cols] * upper + sin_out[cols] * lower,
@@ -307,7 +343,8 @@ class RealisedMesh:
             )
             if record:
                 before_theta[:, cols] = upper
-            upper = upper * rot_theta[cols]
+            upper = upper * (rot_theta[cols] * arm_top[cols])
+            lower = lower * arm_bottom[cols]
 
             upper, lower = (
                 cos_in[cols] * upper + sin_in[cols] * lower,

@@ -110,8 +110,12 @@ def propagate(
 class PhotonicNetwork:
     """Mesh layers on chips, an activation between them, and a loss on the last layer.
 
+    A layer is any chip with the interface of ``photonic.hardware.Chip``: ``n_inputs``,
+    ``n_outputs``, ``n_phases``, ``phases``, ``device()``, ``pass_device()``, ``launch()``,
+    ``measure_fields()`` and ``read_monitors()``.
+
     Args:
-        chips: one chip per layer, all with the same number of modes.
+        chips: one chip per layer; each layer's outputs feed the next layer's inputs.
         activation: the electronic activation between layers.
         loss: the loss on the output fields.
     """
@@ -121,25 +125,32 @@ class PhotonicNetwork:
     ) -> None:
         if not chips:
             raise ValueError("a network needs at least one layer")
-        widths = {chip.layout.n_modes for chip in chips}
-        if len(widths) != 1:
-            raise ValueError(
-                f"all layers must have the same number of modes, got {sorted(widths)}"
-            )
+        for index in range(len(chips) - 1):
+            if chips[index].n_outputs != chips[index + 1].n_inputs:
+                raise ValueError(
+                    f"layer {index} has {chips[index].n_outputs} outputs but layer "
+                    f"{index + 1} has {chips[index + 1].n_inputs} inputs"
+                )
         self.chips = list(chips)
         self.activation = activation
         self.loss = loss
 
     @property
     def n_modes(self) -> int:
-        return self.chips[0].layout.n_modes
+        """Number of input ports of the first layer."""
+        return self.chips[0].n_inputs
 
     @property
     def n_layers(self) -> int:
         return len(self.chips)
 
+    @property
+    def n_phases(self) -> int:
+        """Number of programmable phases of all layers."""
+        return sum(chip.n_phases for chip in self.chips)
+
     def get_phases(self) -> list[np.ndarray]:
-        """Programmed phases of every layer (copies)."""
+        """Return the programmed phases of every layer (copies)."""
         return [chip.phases.copy() for chip in self.chips]
 
     def set_phases(self, phases: Sequence[np.ndarray]) -> None:
@@ -156,12 +167,19 @@ class PhotonicNetwork:
         return [chip.device() for chip in self.chips]
 
     def infer(self, x: np.ndarray, noisy: bool = True) -> np.ndarray:
-        """Output fields of the last layer for a batch, each layer one optical pass.
+        """Return the detected output fields of the last layer for a batch.
 
-        With ``noisy`` each pass draws its own per-pass noise, as on the chip; otherwise the
-        devices have only static errors and quantization.
+        With ``noisy`` every layer is one forward pass on its chip: input modulator errors,
+        per-pass phase noise and coherent-detection errors included. Otherwise the devices
+        have static errors, programming and drift only, and detection is exact.
         """
-        devices = [
-            chip.pass_device() if noisy else chip.device() for chip in self.chips
-        ]
-        return propagate(devices, self.activation, x).outputs[-1]
+        if not noisy:
+            return propagate(self.devices(), self.activation, x).outputs[-1]
+        current = np.asarray(x)
+        for index, chip in enumerate(self.chips):
+            if index > 0:
+                current = self.activation.forward(current)
+            launched = chip.launch(current, "forward")
+            out, _ = chip.pass_device("forward").forward(launched)
+            current = chip.measure_fields(out, "forward")
+        return current

@@ -56,7 +56,8 @@ def exact_gradient(
             np.sum(forward_fields[index] * recorded.stacked(), axis=0)
         )
         if index > 0:
-            delta = activation.adjoint(outputs[index - 1], adjoint_out)
+            gamma = adjoint_out[:, : inputs[index].shape[1]]
+            delta = activation.adjoint(outputs[index - 1], gamma)
     return GradientResult(loss=value, gradients=gradients)
 
 

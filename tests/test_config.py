@@ -76,10 +76,20 @@ def test_missing_config_file_raises(tmp_path):
 
 def test_hardware_section_overrides_preset_fields():
     hardware = HardwareConfig.from_mapping(
-        {"preset": "bench", "detection": {"monitor_noise_k": 0.02}}
+        {"preset": "bench", "adjoint": {"monitor": {"pai_k": 0.02}}}
     )
-    assert hardware.detection.monitor_noise_k == 0.02
+    assert hardware.adjoint.monitor.pai_k == 0.02
+    assert hardware.forward.monitor.pai_k == 0.005
     assert hardware.programming.phase_bits == 8
+
+
+def test_passes_table_sets_every_pass():
+    hardware = HardwareConfig.from_mapping(
+        {"passes": {"phase_noise_std": 0.03}, "interference": {"phase_noise_std": 0.1}}
+    )
+    assert hardware.forward.phase_noise_std == 0.03
+    assert hardware.adjoint.phase_noise_std == 0.03
+    assert hardware.interference.phase_noise_std == 0.1
 
 
 def test_cli_reports_bad_config_without_traceback(tmp_path, capsys):

@@ -121,7 +121,7 @@ def test_lossy_reference_equals_finite_differences(
     topology: str, classifier_problem
 ) -> None:
     problem = classifier_problem(topology, LOSSY_COUPLERS)
-    assert np.any(problem.network.devices()[0].mzi_amplitude < 1)
+    assert np.any(problem.network.devices()[0].arm_amplitude < 1)
     exact, differences = reference_and_differences(problem)
     error = relative_error(exact, differences)
     assert error < 1e-6, f"relative error {error:.3e}"

@@ -9,18 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from photonic.detection import DetectorConfig, detect
 from photonic.hardware import (
     HARDWARE_PRESETS,
     Chip,
-    Detection,
+    Drift,
     HardwareConfig,
-    PassNoise,
+    PassErrors,
     Programming,
     StaticErrors,
     hardware_preset,
-    quantize_phase,
-    read_monitors,
 )
+from photonic.programming import quantize_phase
 from photonic.mesh import TOPOLOGIES, MeshLayout
 
 STEP_8_BITS = 2 * np.pi / 256
@@ -31,10 +31,15 @@ EVERY_ERROR = HardwareConfig(
         phase_offset_std=0.1,
         mzi_loss_db=0.5,
         mzi_loss_db_std=0.3,
+        arm_imbalance_db_std=0.2,
+        waveguide_loss_db=0.05,
+        heater_gain_std=0.01,
     ),
-    programming=Programming(phase_bits=6),
-    pass_noise=PassNoise(phase_noise_std=0.05),
-    detection=Detection(monitor_noise_k=0.01),
+    programming=Programming(phase_bits=6, rounding="stochastic", crosstalk=0.01),
+    drift=Drift(model="random-walk", std=0.01),
+    forward=PassErrors(phase_noise_std=0.05, monitor=DetectorConfig.pai2023(0.01)),
+    adjoint=PassErrors(phase_noise_std=0.05, input_phase_error=0.02),
+    interference=PassErrors(phase_noise_std=0.05, output_amplitude_error=0.02),
 )
 
 
@@ -62,12 +67,12 @@ INVALID_CONFIGS = {
         r"phase_bits = 4\.5",
     ),
     "negative_phase_noise": (
-        lambda: PassNoise(phase_noise_std=-0.01),
+        lambda: PassErrors(phase_noise_std=-0.01),
         r"phase_noise_std = -0\.01",
     ),
     "negative_monitor_noise": (
-        lambda: Detection(monitor_noise_k=-1.0),
-        r"monitor_noise_k = -1\.0",
+        lambda: DetectorConfig(pai_k=-1.0),
+        r"pai_k = -1\.0",
     ),
     "unknown_preset": (lambda: hardware_preset("cryogenic"), r"'cryogenic'"),
     "unknown_preset_in_mapping": (
@@ -174,7 +179,13 @@ def test_same_seed_gives_same_static_draws() -> None:
     first = Chip(layout, EVERY_ERROR, seed=42)
     second = Chip(layout, EVERY_ERROR, seed=42)
     other = Chip(layout, EVERY_ERROR, seed=43)
-    for name in ("coupler_angles", "phase_offsets", "mzi_loss_db", "phases"):
+    for name in (
+        "coupler_angles",
+        "phase_offsets",
+        "arm_amplitude",
+        "heater_gain",
+        "phases",
+    ):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
         assert not np.array_equal(getattr(first, name), getattr(other, name)), name
 
@@ -219,8 +230,8 @@ def test_static_draws_ignore_other_sources() -> None:
 def test_monitor_noise_variance_is_k_times_power(power: float) -> None:
     k = 0.02
     n_draws = 100_000
-    readings = read_monitors(
-        np.full(n_draws, power), Detection(monitor_noise_k=k), np.random.default_rng(5)
+    readings = detect(
+        np.full(n_draws, power), DetectorConfig.pai2023(k), np.random.default_rng(5)
     )
     # With 1e5 draws the sample variance has a relative standard error of sqrt(2/1e5),
     # about 0.45 %, so the 5 % tolerance is more than ten standard errors.
@@ -234,7 +245,7 @@ def test_monitor_noise_variance_is_k_times_power(power: float) -> None:
 
 def test_monitors_without_noise_read_true_power() -> None:
     power = np.linspace(0.0, 1.0, 11)
-    readings = read_monitors(power, Detection(), np.random.default_rng(0))
+    readings = detect(power, DetectorConfig(), np.random.default_rng(0))
     np.testing.assert_array_equal(readings, power)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from photonic.hardware import Chip, HardwareConfig, StaticErrors
 from photonic.mesh import TOPOLOGIES, MeshLayout, RealisedMesh
-from photonic.mzi import QUARTER_PI, mzi_transfer
+from photonic.mzi import QUARTER_PI, coupler
 
 MODE_COUNTS = range(2, 11)
 
@@ -22,6 +22,8 @@ LOSSY = HardwareConfig(
         phase_offset_std=0.1,
         mzi_loss_db=0.3,
         mzi_loss_db_std=0.1,
+        arm_imbalance_db_std=0.1,
+        waveguide_loss_db=0.05,
     )
 )
 
@@ -31,24 +33,33 @@ def random_phases(layout: MeshLayout, seed: int) -> np.ndarray:
 
 
 def product_of_mzis(device: RealisedMesh) -> np.ndarray:
-    """Transfer matrix of a device built from 2×2 ``mzi_transfer`` blocks, column by column."""
+    """Transfer matrix of a device built from 2×2 blocks, column by column.
+
+    Each MZI block is coupler · diag(arm_top·e^{iθ}, arm_bottom) · coupler · diag(e^{iφ}, 1)
+    from ``photonic.mzi.coupler``, and each column is followed by its waveguide loss.
+    """
     layout = device.layout
     n = layout.n_modes
     theta, phi, psi = layout.split_phases(device.phases)
     errors = device.coupler_angles - QUARTER_PI
-    loss_db = -20 * np.log10(device.mzi_amplitude)
     total = np.eye(n, dtype=complex)
-    for index, (top, column) in enumerate(
-        zip(layout.mzi_top_modes, layout.mzi_columns)
+    for column, (top_modes, cols) in enumerate(
+        zip(layout.columns, layout.column_slices())
     ):
         block = np.eye(n, dtype=complex)
-        block[top : top + 2, top : top + 2] = mzi_transfer(
-            theta[index],
-            phi[index],
-            (errors[0, index], errors[1, index]),
-            loss_db=loss_db[index],
-        )
-        # MZIs of one column act on disjoint pairs, so their order within it is irrelevant.
+        for top, index in zip(top_modes, range(cols.start, cols.stop)):
+            arms = np.diag(
+                [
+                    device.arm_amplitude[0, index] * np.exp(1j * theta[index]),
+                    device.arm_amplitude[1, index],
+                ]
+            )
+            external = np.diag([np.exp(1j * phi[index]), 1.0])
+            block[top : top + 2, top : top + 2] = (
+                coupler(errors[1, index]) @ arms @ coupler(errors[0, index]) @ external
+            )
+        if device.column_amplitude is not None:
+            block = np.diag(device.column_amplitude[column]) @ block
         total = block @ total
     return np.diag(np.exp(1j * psi)) @ total
 
@@ -65,7 +76,10 @@ def prefix_device(device: RealisedMesh, n_columns: int) -> RealisedMesh:
         prefix_layout,
         phases,
         device.coupler_angles[:, :m],
-        device.mzi_amplitude[:m],
+        device.arm_amplitude[:, :m],
+        None
+        if device.column_amplitude is None
+        else device.column_amplitude[:n_columns],
     )
 
 
@@ -203,7 +217,7 @@ def test_backward_matrix_is_forward_transpose(n: int, topology: str) -> None:
     # errors and loss.
     layout = MeshLayout.create(n, topology)
     device = Chip(layout, LOSSY, seed=8).device()
-    assert np.any(device.mzi_amplitude < 1)
+    assert np.any(device.arm_amplitude < 1)
     forward = device.matrix()
     rows, _ = device.backward(np.eye(n))
     backward = rows.T
