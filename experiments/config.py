@@ -19,6 +19,7 @@ import tomli_w
 
 from experiments.datasets import DATASET_NAMES
 from photonic.hardware import HardwareConfig
+from photonic.initialization import INITIALIZATIONS
 from photonic.mesh import TOPOLOGIES
 from photonic.network import ACTIVATIONS
 from photonic.optim import OPTIMIZERS
@@ -107,6 +108,7 @@ class NetworkConfig:
         input_power: total launched power of every sample (units of the launched power).
         input_fill: fraction of the input power that the largest training sample's
             features use; the rest goes to the bias ports.
+        initialization: initial phases, "uniform" or "haar" (Haar-random meshes).
     """
 
     n_modes: int | None = None
@@ -117,6 +119,7 @@ class NetworkConfig:
     logit_scale: float = 20.0
     input_power: float = 1.0
     input_fill: float = 0.6
+    initialization: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.output_groups is not None:
@@ -136,6 +139,13 @@ class NetworkConfig:
             "n_layers",
             self.n_layers,
             "an integer >= 1",
+        )
+        _require(
+            self.initialization in INITIALIZATIONS,
+            "network",
+            "initialization",
+            self.initialization,
+            ", ".join(INITIALIZATIONS),
         )
         _require(
             self.topology in TOPOLOGIES,

@@ -95,7 +95,7 @@ def build_network(
     net = config.network
     layout = MeshLayout.create(net.n_modes, net.topology)
     chips = [
-        Chip(layout, config.hardware, chip_seed)
+        Chip(layout, config.hardware, chip_seed, initialization=net.initialization)
         for chip_seed in seed.spawn(net.n_layers)
     ]
     loss = PowerCrossEntropy(net.n_modes, net.output_groups, net.logit_scale)

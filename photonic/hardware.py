@@ -26,6 +26,7 @@ import numpy as np
 
 from photonic.detection import DetectorConfig, detect
 from photonic.drift import DRIFT_MODELS, PhaseDrift
+from photonic.initialization import initial_phases
 from photonic.mesh import MeshLayout, RealisedMesh
 from photonic.mzi import QUARTER_PI
 from photonic.programming import apply_crosstalk, quantize_phase, quantize_voltage
@@ -481,7 +482,9 @@ class Chip:
         layout: positions of the MZIs.
         hardware: the error model.
         seed: seed of the chip; the same seed gives the same chip and the same noise.
-        phases: programmed phases (θ, φ, ψ) in rad; uniform in [0, 2π) from the seed if None.
+        phases: programmed phases (θ, φ, ψ) in rad; drawn from the seed by
+            ``initialization`` if None.
+        initialization: "uniform" or "haar" (see ``photonic.initialization``).
     """
 
     def __init__(
@@ -490,6 +493,7 @@ class Chip:
         hardware: HardwareConfig,
         seed: int | np.random.SeedSequence,
         phases: np.ndarray | None = None,
+        initialization: str = "uniform",
     ) -> None:
         self.layout = layout
         self.hardware = hardware
@@ -512,7 +516,9 @@ class Chip:
             np.random.default_rng(drift_seq),
         )
         if phases is None:
-            phases = np.random.default_rng(init_seq).uniform(0, TWO_PI, layout.n_phases)
+            phases = initial_phases(
+                initialization, layout, np.random.default_rng(init_seq)
+            )
         self.phases = phases
 
     @property
