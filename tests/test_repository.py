@@ -23,3 +23,15 @@ def test_readme_main_job_installs_and_trains():
     assert main_job.startswith("python3 -m venv .venv")
     assert "pip install" in main_job
     assert main_job.endswith("photonic-backprop train")
+
+
+def test_readme_config_example_loads(tmp_path):
+    from experiments.config import load_config
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.findall(r"```toml\n(.*?)```", text, flags=re.S)[0]
+    path = tmp_path / "example.toml"
+    path.write_text(example, encoding="utf-8")
+    config = load_config(path)
+    assert config.hardware.adjoint.output_phase_error == 0.02
+    assert config.hardware.forward.monitor.pai_k == 0.01
