@@ -12,21 +12,32 @@ logger = logging.getLogger(__name__)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="photonic-backprop",
-        description="Simulated MZI-mesh hardware trained by in situ backpropagation.",
-    )
-    parser.add_argument(
+    # The logging options are accepted before and after the command name.
+    logging_options = argparse.ArgumentParser(add_help=False)
+    logging_options.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=0,
-        help="more log output (-vv for debug)",
+        default=argparse.SUPPRESS,
+        help="show debug logs (the default shows info logs)",
+    )
+    logging_options.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show only warnings and errors",
+    )
+    parser = argparse.ArgumentParser(
+        prog="photonic-backprop",
+        description="Simulated MZI-mesh hardware trained by in situ backpropagation.",
+        parents=[logging_options],
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
         "train",
+        parents=[logging_options],
         help="train a photonic network in situ beside a digital baseline",
         description="Train a photonic network by measured in situ gradients and a digital "
         "baseline on the same split, and write a results folder.",
@@ -34,7 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "config",
         nargs="?",
-        help="TOML config file, or the name of a bundled config (moons-ideal, moons-bench, iris-ideal); the default config if omitted",
+        help="TOML config file, or the name of a bundled config (moons-ideal, "
+        "moons-bench, iris-ideal); the default config if omitted",
     )
     train.add_argument(
         "--results-dir",
@@ -59,7 +71,12 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose + 1, 2)
+    level = logging.INFO
+    if getattr(args, "verbose", 0):
+        level = logging.DEBUG
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -70,30 +87,38 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from experiments.train import format_summary, run_training
+    from experiments.train import RunInterrupted, format_summary, prepare, run_training
 
     try:
         config = load_config(args.config).with_overrides(
             seed=args.seed, epochs=args.epochs
         )
-    except (FileNotFoundError, ValueError) as error:
-        print(f"photonic-backprop: error: {error}", file=sys.stderr)
-        return 2
-    if args.print_config:
-        print(config.to_toml(), end="")
-        return 0
-    try:
+        if args.print_config:
+            resolved, _ = prepare(config)
+            print(resolved.to_toml(), end="")
+            return 0
         result = run_training(
             config, args.results_dir, args.config, progress=not args.no_progress
         )
-    except ValueError as error:
+    except (FileNotFoundError, ValueError) as error:
         print(f"photonic-backprop: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as error:
         print(
-            "photonic-backprop: interrupted; finished epochs are saved in the results folder",
+            f"photonic-backprop: error: cannot write the results folder under "
+            f"{args.results_dir!r}: {error}",
             file=sys.stderr,
         )
+        return 2
+    except RunInterrupted as interrupted:
+        print(
+            "photonic-backprop: interrupted; finished epochs are saved in "
+            f"{interrupted.folder}",
+            file=sys.stderr,
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("photonic-backprop: interrupted before the run started", file=sys.stderr)
         return 130
     print(format_summary(result.summary))
     return 0

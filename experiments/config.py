@@ -2,8 +2,10 @@
 
 An experiment config has top-level keys ``name`` and ``seed`` and the tables ``[data]``,
 ``[network]``, ``[training]``, ``[baseline]``, ``[hardware]`` (with a ``preset`` and the
-sub-tables ``static``, ``programming``, ``pass_noise``, ``detection``) and ``[timing]`` (with
-a ``preset`` and any timing field). Every key is optional; an unknown key is an error.
+sub-tables ``static``, ``programming``, ``drift``, ``passes``, ``forward``, ``adjoint`` and
+``interference``) and ``[timing]`` (with a ``preset`` and any timing field). Every key is
+optional; an unknown key is an error. A ``[hardware]`` table without ``preset`` starts
+from the default experiment's preset, ``DEFAULT_HARDWARE_PRESET``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ from photonic.optim import OPTIMIZERS
 from simulator.timing import TimingConfig
 
 
+DEFAULT_HARDWARE_PRESET = "bench"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _require(
@@ -78,7 +87,7 @@ class DataConfig:
             "an integer >= 10",
         )
         _require(
-            isinstance(self.noise, (int, float)) and self.noise >= 0,
+            _is_number(self.noise) and math.isfinite(self.noise) and self.noise >= 0,
             "data",
             "noise",
             self.noise,
@@ -123,9 +132,19 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         if self.output_groups is not None:
-            object.__setattr__(
-                self, "output_groups", tuple(tuple(g) for g in self.output_groups)
+            groups = self.output_groups
+            valid = isinstance(groups, (list, tuple)) and all(
+                isinstance(group, (list, tuple)) and all(_is_int(k) for k in group)
+                for group in groups
             )
+            _require(
+                valid,
+                "network",
+                "output_groups",
+                groups,
+                "a list of lists of port numbers, e.g. [[0, 1], [2, 3]]",
+            )
+            object.__setattr__(self, "output_groups", tuple(tuple(g) for g in groups))
         _require(
             self.n_modes is None or (_is_int(self.n_modes) and self.n_modes >= 2),
             "network",
@@ -271,6 +290,13 @@ class BaselineSettings:
 
     def __post_init__(self) -> None:
         if self.hidden_sizes is not None:
+            _require(
+                isinstance(self.hidden_sizes, (list, tuple)),
+                "baseline",
+                "hidden_sizes",
+                self.hidden_sizes,
+                "a list of integers >= 1",
+            )
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
             for width in self.hidden_sizes:
                 _require(
@@ -322,7 +348,9 @@ class ExperimentConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     baseline: BaselineSettings = field(default_factory=BaselineSettings)
     hardware: HardwareConfig = field(
-        default_factory=lambda: HardwareConfig.from_mapping({"preset": "bench"})
+        default_factory=lambda: HardwareConfig.from_mapping(
+            {"preset": DEFAULT_HARDWARE_PRESET}
+        )
     )
     timing: TimingConfig = field(default_factory=TimingConfig)
 
@@ -335,11 +363,11 @@ class ExperimentConfig:
             "a non-empty string without '/'",
         )
         _require(
-            _is_int(self.seed) and 0 <= self.seed < 2**63,
+            _is_int(self.seed) and 0 <= self.seed < 2**32,
             "experiment",
             "seed",
             self.seed,
-            "an integer in [0, 2**63)",
+            "an integer in [0, 2**32)",
         )
 
     @classmethod
@@ -364,9 +392,9 @@ class ExperimentConfig:
             if key in values:
                 kwargs[key] = _build_section(key, section_cls, values[key])
         if "hardware" in values:
-            kwargs["hardware"] = HardwareConfig.from_mapping(
-                _table("hardware", values["hardware"])
-            )
+            hardware = dict(_table("hardware", values["hardware"]))
+            hardware.setdefault("preset", DEFAULT_HARDWARE_PRESET)
+            kwargs["hardware"] = HardwareConfig.from_mapping(hardware)
         if "timing" in values:
             kwargs["timing"] = TimingConfig.from_mapping(
                 _table("timing", values["timing"])
@@ -383,7 +411,9 @@ class ExperimentConfig:
                 for f in fields(section)
                 if getattr(section, f.name) is not None
             }
-        out["hardware"] = _without_none(self.hardware.to_dict())
+        # TOML has no null, so fields that are None are left out; they read back as None
+        # only when the base preset is "ideal", whose optional fields are all None.
+        out["hardware"] = {"preset": "ideal", **_without_none(self.hardware.to_dict())}
         out["timing"] = self.timing.to_dict()
         return out
 

@@ -78,6 +78,16 @@ def resolve_config(config: ExperimentConfig, dataset: Dataset) -> ExperimentConf
         raise ValueError(
             f"network.output_groups has {len(groups)} groups; dataset {dataset.name!r} has {n_classes} classes"
         )
+    try:
+        PowerCrossEntropy(n_modes, groups, network.logit_scale)
+    except ValueError as error:
+        raise ValueError(f"network.output_groups: {error}") from None
+    used = {port for group in groups for port in group}
+    if len(used) < n_modes:
+        logger.warning(
+            "output ports %s belong to no group and do not reach the loss",
+            sorted(set(range(n_modes)) - used),
+        )
     hidden = config.baseline.hidden_sizes
     if hidden is None:
         hidden = (n_modes,) * (network.n_layers - 1)
@@ -177,6 +187,7 @@ class Trainer:
             config.training.optimizer, config.training.learning_rate
         )
         self.rng = np.random.default_rng(shuffle_seed)
+        self.masks = network.trainable_masks()
         self.step_count = 0
         self.simulated_time_s = 0.0
         self.energy_j = 0.0
@@ -215,13 +226,19 @@ class Trainer:
                 x,
                 labels,
             )
-            cosine, relative = gradient_error(measured.flat(), exact.flat())
+            cosine, relative = gradient_error(
+                self._trainable(measured.gradients), self._trainable(exact.gradients)
+            )
             record.update(cosine_distance=cosine, relative_error=relative)
+        gradients = [g * mask for g, mask in zip(measured.gradients, self.masks)]
         phases = self.network.get_phases()
-        self.optimizer.step(phases, measured.gradients)
+        self.optimizer.step(phases, gradients)
         self.network.set_phases(phases)
         self.step_count += 1
         return record
+
+    def _trainable(self, gradients: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([g[mask] for g, mask in zip(gradients, self.masks)])
 
     def train_epoch(self, x: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
         """One pass over the training set in shuffled mini-batches."""
@@ -238,6 +255,30 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(finite)) if finite else None
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by the user; the finished work is in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+
+def prepare(config: ExperimentConfig) -> tuple[ExperimentConfig, Dataset]:
+    """Load the dataset and resolve and check the config against it, writing nothing.
+
+    Raises:
+        ValueError: for a config that does not fit the dataset.
+    """
+    dataset = load_dataset(
+        config.data.name,
+        n_samples=config.data.n_samples,
+        noise=config.data.noise,
+        test_fraction=config.data.test_fraction,
+        seed=config.seed,
+    )
+    return resolve_config(config, dataset), dataset
+
+
 def run_training(
     config: ExperimentConfig,
     results_root: str | Path = "results",
@@ -247,19 +288,14 @@ def run_training(
     """Run the training experiment and write its results folder.
 
     Raises:
-        ValueError: for a config that does not fit the dataset.
-        KeyboardInterrupt: re-raised after the finished epochs and a partial summary are
-            written.
+        ValueError: for a config that does not fit the dataset (before anything is
+            written).
+        OSError: if the results folder cannot be created.
+        RunInterrupted: on Ctrl-C, after the finished epochs and a summary with status
+            "interrupted" are written.
     """
     started = time.perf_counter()
-    dataset = load_dataset(
-        config.data.name,
-        n_samples=config.data.n_samples,
-        noise=config.data.noise,
-        test_fraction=config.data.test_fraction,
-        seed=config.seed,
-    )
-    config = resolve_config(config, dataset)
+    config, dataset = prepare(config)
     folder = make_results_folder(Path(results_root), config.name, config.seed)
     logger.info(
         "run %s: seed %d, config %s, results in %s",
@@ -289,68 +325,114 @@ def run_training(
     metrics_file = _JsonLines(folder / "metrics.jsonl")
     steps_file = _JsonLines(folder / "steps.jsonl")
     photonic: list[dict[str, Any]] = []
-    status = "interrupted"
+    stage = "in situ training"
     try:
-        epochs = range(config.training.epochs + 1)
-        bar = tqdm(epochs, desc="in situ training", unit="epoch", disable=not progress)
+        photonic.append(
+            _epoch_record(
+                0, [], trainer, network, started, x_train, y_train, x_test, y_test
+            )
+        )
+        metrics_file.write(photonic[-1])
+        bar = tqdm(
+            range(1, config.training.epochs + 1),
+            desc="in situ training",
+            unit="epoch",
+            disable=not progress,
+        )
         for epoch in bar:
-            step_records = trainer.train_epoch(x_train, y_train) if epoch > 0 else []
+            step_records = trainer.train_epoch(x_train, y_train)
             for record in step_records:
                 steps_file.write({"epoch": epoch, **record})
-            train_loss, train_accuracy = evaluate(network, x_train, y_train)
-            test_loss, test_accuracy = evaluate(network, x_test, y_test)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "train_accuracy": train_accuracy,
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-                "measured_loss": _median([r["loss"] for r in step_records]),
-                "cosine_distance_median": _median(
-                    [r.get("cosine_distance") for r in step_records]
-                ),
-                "relative_error_median": _median(
-                    [r.get("relative_error") for r in step_records]
-                ),
-                "steps": trainer.step_count,
-                "simulated_time_s": trainer.simulated_time_s,
-                "energy_j": trainer.energy_j,
-                "wall_time_s": time.perf_counter() - started,
-            }
+            record = _epoch_record(
+                epoch,
+                step_records,
+                trainer,
+                network,
+                started,
+                x_train,
+                y_train,
+                x_test,
+                y_test,
+            )
             photonic.append(record)
             metrics_file.write(record)
             _save_checkpoint(folder / "checkpoint.npz", epoch, network.get_phases())
-            bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_accuracy:.3f}")
+            bar.set_postfix(
+                loss=f"{record['train_loss']:.3f}",
+                test_acc=f"{record['test_accuracy']:.3f}",
+            )
         logger.info("in situ training finished after %d steps", trainer.step_count)
-        status = "finished"
+
+        stage = "digital baseline"
+        digital = _train_baseline(config, dataset, folder)
+        stage = "summary and plots"
+        summary = _summarize(
+            config,
+            dataset,
+            trainer,
+            photonic,
+            digital,
+            folder,
+            time.perf_counter() - started,
+        )
+        _write_plots(folder, photonic, digital, trainer)
+        _write_json(folder / "summary.json", summary)
+    except KeyboardInterrupt:
+        completed = max(len(photonic) - 1, 0)
+        logger.warning(
+            "run interrupted during %s; %d finished epochs are in %s",
+            stage,
+            completed,
+            folder,
+        )
+        _write_json(
+            folder / "summary.json",
+            {
+                "status": "interrupted",
+                "stage": stage,
+                "completed_epochs": completed,
+                "results_folder": str(folder),
+            },
+        )
+        raise RunInterrupted(folder) from None
     finally:
         metrics_file.close()
         steps_file.close()
-        if status != "finished":
-            logger.warning(
-                "run interrupted; %d finished epochs are in %s",
-                max(len(photonic) - 1, 0),
-                folder,
-            )
-            _write_json(
-                folder / "summary.json",
-                {"status": status, "completed_epochs": max(len(photonic) - 1, 0)},
-            )
-
-    digital = _train_baseline(config, dataset, folder)
-    summary = _summarize(
-        config,
-        dataset,
-        trainer,
-        photonic,
-        digital,
-        folder,
-        time.perf_counter() - started,
-    )
-    _write_json(folder / "summary.json", summary)
-    _write_plots(folder, photonic, digital, trainer)
     logger.info("results written to %s", folder)
     return RunResult(folder=folder, summary=summary, photonic=photonic, digital=digital)
+
+
+def _epoch_record(
+    epoch: int,
+    step_records: list[dict[str, Any]],
+    trainer: Trainer,
+    network: PhotonicNetwork,
+    started: float,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+) -> dict[str, Any]:
+    train_loss, train_accuracy = evaluate(network, x_train, y_train)
+    test_loss, test_accuracy = evaluate(network, x_test, y_test)
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_accuracy": train_accuracy,
+        "test_loss": test_loss,
+        "test_accuracy": test_accuracy,
+        "measured_loss": _median([r["loss"] for r in step_records]),
+        "cosine_distance_median": _median(
+            [r.get("cosine_distance") for r in step_records]
+        ),
+        "relative_error_median": _median(
+            [r.get("relative_error") for r in step_records]
+        ),
+        "steps": trainer.step_count,
+        "simulated_time_s": trainer.simulated_time_s,
+        "energy_j": trainer.energy_j,
+        "wall_time_s": time.perf_counter() - started,
+    }
 
 
 def _train_baseline(
@@ -408,6 +490,7 @@ def _summarize(
             "train_accuracy": photonic[-1]["train_accuracy"],
             "test_loss": photonic[-1]["test_loss"],
             "n_phases": trainer.network.n_phases,
+            "n_trained_phases": int(sum(mask.sum() for mask in trainer.masks)),
         },
         "digital": {
             "test_accuracy": digital[-1]["test_accuracy"],

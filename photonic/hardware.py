@@ -536,6 +536,11 @@ class Chip:
         """Number of programmable phases."""
         return self.layout.n_phases
 
+    @property
+    def output_phase_indices(self) -> np.ndarray:
+        """Indices of the output phases ψ in the phase vector."""
+        return np.arange(2 * self.layout.n_mzis, self.layout.n_phases)
+
     def _draw_static(self, rng: np.random.Generator) -> None:
         m, layout = self.layout.n_mzis, self.layout
         static = self.hardware.static

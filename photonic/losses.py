@@ -56,6 +56,8 @@ class PowerCrossEntropy:
         if not (np.isfinite(self.scale) and self.scale > 0):
             raise ValueError(f"logit scale {self.scale!r} is invalid; it must be > 0")
 
+    detects_power = True
+
     @property
     def n_classes(self) -> int:
         """Number of classes (groups)."""

@@ -149,6 +149,30 @@ class PhotonicNetwork:
         """Number of programmable phases of all layers."""
         return sum(chip.n_phases for chip in self.chips)
 
+    def trainable_masks(self) -> list[np.ndarray]:
+        """Return, for every layer, which phases can change the loss.
+
+        The output phases of a layer do nothing when its outputs only reach the loss through
+        their magnitudes: before a |z| activation, or at the last layer under a loss on
+        detected powers. Their exact gradient is 0; these phases are left out of training
+        and of the gradient error. A chip without ``output_phase_indices`` keeps every
+        phase.
+        """
+        masks = []
+        for index, chip in enumerate(self.chips):
+            mask = np.ones(chip.n_phases, dtype=bool)
+            last = index == self.n_layers - 1
+            magnitude_only = (
+                getattr(self.loss, "detects_power", False)
+                if last
+                else self.activation.name == "abs"
+            )
+            indices = getattr(chip, "output_phase_indices", None)
+            if magnitude_only and indices is not None:
+                mask[indices] = False
+            masks.append(mask)
+        return masks
+
     def get_phases(self) -> list[np.ndarray]:
         """Return the programmed phases of every layer (copies)."""
         return [chip.phases.copy() for chip in self.chips]

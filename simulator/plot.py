@@ -46,9 +46,12 @@ def plot_timeline(report: StepReport, path: str | PathLike[str]) -> Path:
 
     rows = _resource_rows(report)
     activities = list(dict.fromkeys(interval.activity for interval in report.intervals))
+    # tab20 pairs similar shades at neighbouring indices, so only its even entries
+    # (ten distinct hues) are taken first, then its odd ones.
     palette = colormaps["tab20"]
+    order = list(range(0, palette.N, 2)) + list(range(1, palette.N, 2))
     colours = {
-        name: palette(index % palette.N) for index, name in enumerate(activities)
+        name: palette(order[index % palette.N]) for index, name in enumerate(activities)
     }
     row_of = {name: index for index, name in enumerate(reversed(rows))}
 
@@ -76,11 +79,13 @@ def plot_timeline(report: StepReport, path: str | PathLike[str]) -> Path:
         axes.bar(0, 0, color=colours[activity], label=activity)
 
     axes.set_yticks(range(len(rows)), list(reversed(rows)))
-    axes.set_xlim(0, report.step_time_ps / PS_PER_US)
+    # A margin on both sides keeps the pass at t = 0 and the last settle off the frame.
+    span = report.step_time_ps / PS_PER_US
+    axes.set_xlim(-0.02 * span, 1.02 * span)
     axes.set_xlabel("time (µs)")
     axes.set_title(
         f"Training step: {report.step_time_ps / PS_PER_US:.3f} µs, "
-        f"{report.energy_j:.3e} J"
+        f"{report.energy_j * 1e6:.3g} µJ"
     )
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     axes.grid(axis="x", alpha=0.3)
@@ -118,7 +123,7 @@ def plot_energy_breakdown(report: StepReport, path: str | PathLike[str]) -> Path
     axes.set_yticks(range(len(names)), names)
     axes.invert_yaxis()
     axes.set_xlabel("energy per step (J)")
-    axes.set_title(f"Energy per training step: {report.energy_j:.3e} J")
+    axes.set_title(f"Energy per training step: {report.energy_j * 1e6:.3g} µJ")
     axes.grid(axis="x", alpha=0.3)
 
     output = Path(path)

@@ -105,3 +105,57 @@ def test_nan_input_to_training_pipeline_is_rejected():
     features = np.array([[0.1, 0.2], [np.nan, 0.3]])
     with pytest.raises(ValueError, match="NaN"):
         AmplitudeEncoder(4).fit(features)
+
+
+def test_hardware_table_without_preset_keeps_default_preset(tmp_path):
+    path = write(tmp_path, "[hardware.static]\nmzi_loss_db = 0.1\n")
+    config = load_config(path)
+    assert config.hardware.static.mzi_loss_db == 0.1
+    assert config.hardware.programming.phase_bits == 8
+    assert config.hardware.forward.monitor.pai_k == 0.005
+
+
+def test_resolved_config_keeps_continuous_phases(tmp_path):
+    path = write(tmp_path, '[hardware]\npreset = "ideal"\n')
+    config = load_config(path)
+    again = load_config(write(tmp_path, config.to_toml()))
+    assert again.hardware.programming.phase_bits is None
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("[network]\noutput_groups = [[0.5, 1], [2, 3]]\n", "output_groups"),
+        ("[network]\noutput_groups = [0, 1]\n", "output_groups"),
+        ("[baseline]\nhidden_sizes = 4\n", "hidden_sizes = 4"),
+        ("[data]\nnoise = true\n", "noise = True"),
+        ("[data]\nnoise = inf\n", "noise = inf"),
+        ("seed = 4294967296\n", "seed = 4294967296"),
+    ],
+)
+def test_wrong_types_are_rejected(tmp_path, text, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        load_config(write(tmp_path, text))
+
+
+def test_cli_rejects_results_dir_that_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    status = main(["train", "--epochs", "1", "--results-dir", str(blocker)])
+    assert status == 2
+    assert "cannot write the results folder" in capsys.readouterr().err
+
+
+def test_cli_rejects_bad_groups_before_writing(tmp_path, capsys):
+    path = write(tmp_path, "[network]\noutput_groups = [[0, 0], [1, 2]]\n")
+    results = tmp_path / "results"
+    status = main(["train", str(path), "--results-dir", str(results)])
+    assert status == 2
+    assert "output_groups" in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_cli_accepts_verbose_after_command(tmp_path):
+    status = main(["train", "-v", "--print-config"])
+    assert status == 0

@@ -164,3 +164,18 @@ def test_adam_first_step_moves_by_lr_sign() -> None:
 def test_unknown_optimizer_raises_naming_value() -> None:
     with pytest.raises(ValueError, match="'rmsprop'"):
         make_optimizer("rmsprop", 0.1)
+
+
+def test_output_phases_before_magnitudes_have_zero_gradient(classifier_problem):
+    from photonic.reference import exact_gradient
+
+    problem = classifier_problem("triangular")
+    network = problem.network
+    exact = exact_gradient(
+        network.devices(), network.activation, network.loss, problem.x, problem.targets
+    )
+    masks = network.trainable_masks()
+    for gradient, mask in zip(exact.gradients, masks):
+        np.testing.assert_allclose(gradient[~mask], 0.0, atol=1e-14)
+        assert np.linalg.norm(gradient[mask]) > 1e-6
+    assert [int((~mask).sum()) for mask in masks] == [4, 4, 4]

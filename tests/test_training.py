@@ -104,3 +104,28 @@ def test_mesh_too_small_for_features_is_rejected(tmp_path):
     )
     with pytest.raises(ValueError, match="n_modes = 4 is too small"):
         run(config, tmp_path)
+
+
+def test_interrupt_during_baseline_marks_summary(tmp_path, monkeypatch):
+    import experiments.train as train_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train_digital_baseline", interrupt)
+    config = load_config(str(CONFIGS / "moons-ideal.toml")).with_overrides(epochs=2)
+    with pytest.raises(train_module.RunInterrupted) as caught:
+        run(config, tmp_path)
+    summary = json.loads((caught.value.folder / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["stage"] == "digital baseline"
+    assert summary["completed_epochs"] == 2
+    assert len((caught.value.folder / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_output_phases_before_magnitudes_are_not_trained(moons_runs):
+    summary = moons_runs[0].summary["photonic"]
+    # Three 4-port layers: 16 phases each, of which the 4 output phases only rotate fields
+    # that are then detected as magnitudes or powers.
+    assert summary["n_phases"] == 48
+    assert summary["n_trained_phases"] == 36
