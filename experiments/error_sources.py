@@ -596,6 +596,14 @@ def write_csv(points: Sequence[PointResult], path: Path) -> None:
 
 
 _MARKERS = ("o", "s", "^", "v", "D", "P")
+# Where each panel has no data in the default run: the lossless sources lie at the floor,
+# the loss panel has lines at the top and at the floor, the noise lines rise to the top.
+_LEGEND_LOCATIONS = {
+    _LOSSLESS: "center left",
+    _LOSS: "center right",
+    _PASS_NOISE: "lower right",
+    _DETECTION: "lower right",
+}
 
 
 def plot_gradient_error_by_source(
@@ -637,10 +645,7 @@ def plot_gradient_error_by_source(
         axes.set_xticks(levels)
         axes.grid(True, which="major", alpha=0.3)
         if keys:
-            # The lossless sources lie at the floor and the others near the top, so each
-            # legend goes where its panel has no data.
-            location = "center left" if panel == _LOSSLESS else "lower right"
-            axes.legend(fontsize=7, loc=location)
+            axes.legend(fontsize=8, loc=_LEGEND_LOCATIONS[panel])
         if panel == _LOSSLESS and keys:
             axes.text(
                 0.5,
@@ -662,7 +667,7 @@ def plot_gradient_error_by_source(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=80, pil_kwargs={"optimize": True})
     return path
 
 

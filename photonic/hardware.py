@@ -148,7 +148,9 @@ class Programming:
             spaced V_max/(2^bits − 1) in voltage).
         v_pi: voltage of a π phase shift in V (voltage domain), γ = π/V_π².
         v_max: top of the DAC's voltage range in V; None means √2·V_π, which reaches 2π.
-        rounding: "nearest" or "stochastic" (unbiased on average).
+        rounding: "nearest" or "stochastic". Stochastic rounding is unbiased on average
+            in the DAC's own domain; in the voltage domain the applied phase γV² comes out
+            high on average by γ·ΔV²·p(1 − p) ≤ γ·ΔV²/4 (about 2e-5 rad at 8 bits).
         crosstalk: thermal crosstalk coefficient c in [0, 1): each shifter gains c times the
             phase of each side-by-side shifter.
     """
