@@ -35,7 +35,7 @@ import math
 import platform
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -401,9 +401,7 @@ def make_problem(
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     rows = np.sort(rng.choice(len(inputs), size=batch_size, replace=False))
     layout = MeshLayout.create(N_MODES, "triangular")
-    phases = tuple(
-        initial_phases("uniform", layout, rng) for _ in range(N_LAYERS)
-    )
+    phases = tuple(initial_phases("uniform", layout, rng) for _ in range(N_LAYERS))
     return Problem(phases=phases, x=inputs[rows], labels=labels[rows])
 
 
@@ -422,9 +420,10 @@ def measure_point(
     Raises:
         ValueError: if ``source`` is not in ``ERROR_SOURCES`` or ``level`` is out of range.
     """
-    if _SOURCE_INDEX.get(source.key) is None or ERROR_SOURCES[
-        _SOURCE_INDEX[source.key]
-    ] is not source:
+    if (
+        _SOURCE_INDEX.get(source.key) is None
+        or ERROR_SOURCES[_SOURCE_INDEX[source.key]] is not source
+    ):
         raise ValueError(
             f"error source {source.key!r} is not in ERROR_SOURCES; its random stream "
             "is keyed by its position there"
@@ -480,7 +479,9 @@ def measure_error_sources(
     problems = [make_problem(seed, inputs, labels, batch_size) for seed in range(seeds)]
     total = len(sources) * N_STRENGTHS * seeds
     points = []
-    with tqdm(total=total, desc="error sources", unit="point", disable=not progress) as bar:
+    with tqdm(
+        total=total, desc="error sources", unit="point", disable=not progress
+    ) as bar:
         for source in sources:
             for level, strength in enumerate(source.strengths):
                 for seed, problem in enumerate(problems):
@@ -563,10 +564,12 @@ def format_summary(points: Sequence[PointResult]) -> str:
     parts = [
         "# Gradient error by error source",
         "",
-        f"Mean ± sample standard deviation over {len(seeds)} seeds "
-        f"({seeds[0]}–{seeds[-1]}). Each source is switched on alone. Strength 1 is "
-        "the weakest. A cosine distance of order 1e-16, including a small negative "
-        "value, is exact up to rounding.",
+        (
+            f"Mean ± sample standard deviation over {len(seeds)} seeds "
+            f"({seeds[0]}–{seeds[-1]}). Each source is switched on alone. Strength 1 "
+            "is the weakest. A cosine distance of order 1e-16, including a small "
+            "negative value, is exact up to rounding."
+        ),
     ]
     for metric, title in METRICS.items():
         parts += ["", f"## {title}", "", format_summary_table(points, metric)]
@@ -606,9 +609,7 @@ _LEGEND_LOCATIONS = {
 }
 
 
-def plot_gradient_error_by_source(
-    points: Sequence[PointResult], path: Path
-) -> Path:
+def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> Path:
     """Plot the mean cosine distance over seeds against strength level, one line a source.
 
     One panel per group of sources (``PANELS``), x = strength level 1 … 4 (the physical
@@ -761,19 +762,22 @@ _PARAMETER_NOTES: dict[str, tuple[str, str]] = {
     "static.coupler_error_std": ("rad", _NO_SOURCE),
     "static.coupler_ratio_std": (
         "1",
-        "inside the 2–6 % spread of fabricated splitters (the code names no "
-        "publication)",
+        "inside the 2–6 % spread of fabricated splitters (no publication named)",
     ),
     "static.phase_offset_std": ("rad", "estimate"),
     "static.mzi_loss_db": (
         "dB",
-        f"bench: listed with the noise model of the {_PAI_2023} simulation; "
-        "thermo-optic-si: Harris et al., Opt. Express 2014",
+        (
+            f"bench: listed with the noise model of the {_PAI_2023} simulation; "
+            "thermo-optic-si: Harris et al., Opt. Express 2014"
+        ),
     ),
     "static.mzi_loss_db_std": (
         "dB",
-        f"bench: listed with the noise model of the {_PAI_2023} simulation; "
-        "thermo-optic-si: estimate",
+        (
+            f"bench: listed with the noise model of the {_PAI_2023} simulation; "
+            "thermo-optic-si: estimate"
+        ),
     ),
     "static.arm_imbalance_db_std": ("dB", "estimate"),
     "static.waveguide_loss_db": ("dB per column", "estimate"),
@@ -865,7 +869,9 @@ def _preset_rows(
     for parameter in any_preset:
         section, _, rest = parameter.partition(".")
         if section not in PASS_NAMES:
-            rows.append((parameter, parameter, {p: v[parameter] for p, v in flat.items()}))
+            rows.append(
+                (parameter, parameter, {p: v[parameter] for p, v in flat.items()})
+            )
             continue
         if section != PASS_NAMES[0]:
             continue

@@ -101,7 +101,7 @@ def resolve_config(config: ExperimentConfig, dataset: Dataset) -> ExperimentConf
 def build_network(
     config: ExperimentConfig, seed: np.random.SeedSequence
 ) -> PhotonicNetwork:
-    """The photonic network of a resolved config, one chip per layer seeded from ``seed``."""
+    """Build the photonic network of a resolved config, one chip per layer seeded from ``seed``."""
     net = config.network
     layout = MeshLayout.create(net.n_modes, net.topology)
     chips = [
@@ -124,7 +124,7 @@ def evaluate(
 
 @dataclass
 class RunResult:
-    """What a finished (or interrupted) run produced."""
+    """Outputs of a finished run."""
 
     folder: Path
     summary: dict[str, Any]
@@ -241,7 +241,7 @@ class Trainer:
         return np.concatenate([g[mask] for g, mask in zip(gradients, self.masks)])
 
     def train_epoch(self, x: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
-        """One pass over the training set in shuffled mini-batches."""
+        """Train one pass over the training set in shuffled mini-batches."""
         order = self.rng.permutation(len(x))
         batch = self.config.training.batch_size
         return [
@@ -549,7 +549,7 @@ def _write_plots(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A short plain-text table of the headline results."""
+    """Format the headline results as a short plain-text table."""
     photonic, digital = summary["photonic"], summary["digital"]
     step = summary["hardware_step"]
     gradient = summary["gradient_error"]

@@ -1,6 +1,7 @@
 """Hardware error model of a photonic chip, and a programmed chip that realises devices.
 
-The configuration says which error applies where, one frozen dataclass per group:
+The configuration names the pass or stage where each error applies, one frozen dataclass
+per group:
 
 - ``static``: fabrication errors drawn once per chip from its seed and shared by every pass
   (coupler splitting errors, phase-shifter offsets, insertion loss per MZI with its spread and
@@ -307,7 +308,7 @@ class HardwareConfig:
     interference: PassErrors = field(default_factory=PassErrors)
 
     def pass_errors(self, name: str) -> PassErrors:
-        """The errors of the pass called ``name`` (forward, adjoint or interference)."""
+        """Return the errors of the pass called ``name`` (forward, adjoint or interference)."""
         if name not in PASS_NAMES:
             raise ValueError(
                 f"pass {name!r} is unknown; choose one of {', '.join(PASS_NAMES)}"
@@ -636,7 +637,7 @@ class Chip:
     def pass_device(
         self, pass_name: str = "forward", time_s: float | None = None
     ) -> RealisedMesh:
-        """Return the device that one optical pass sees, with its phase noise drawn afresh.
+        """Return the device of one optical pass, with its phase noise drawn afresh.
 
         Args:
             pass_name: forward, adjoint or interference.
