@@ -123,8 +123,12 @@ class InSituStep:
             delta is not None, f"adjoint pass of layer {layer} before its source"
         )
         x = self._inputs[layer]
+        chip = self.network.chips[layer]
         input_power = np.sum(np.abs(x) ** 2, axis=1)
-        source_power = np.sum(np.abs(delta) ** 2, axis=1)
+        # A layer with a digital output gain (an SVD layer) folds it into the launched
+        # source, so the light it launches is output_scale·δ.
+        output_scale = getattr(chip, "output_scale", 1.0)
+        source_power = output_scale**2 * np.sum(np.abs(delta) ** 2, axis=1)
         # Launch every sample's source at the power of its forward input. The gradient is
         # linear in the source, so the measured gradient is scaled back by the same factor.
         gain = np.sqrt(
@@ -135,7 +139,6 @@ class InSituStep:
                 where=source_power > 0,
             )
         )
-        chip = self.network.chips[layer]
         launched = chip.launch(delta * gain[:, None], "adjoint")
         device = chip.pass_device("adjoint", time_s)
         adjoint_out, fields = device.backward(launched, record=True)

@@ -29,9 +29,9 @@ M − N dark inputs of the U mesh, and N dumps. For N = M there are N of each. T
 device is square, of size N + M, and unitary when every component is ideal. No smaller
 device is possible for this hardware, because every attenuator needs its own free input and
 its own dump, and every one of the |N − M| unmatched modes needs a port on the other side.
-Auxiliary guides cross the V† mesh section and dump guides cross the U mesh section with
-the same waveguide loss per column as the idle guides of a mesh, so a chip whose only loss
-is waveguide loss has the same loss on every path.
+Auxiliary guides cross the V† mesh section, and dump guides cross the U mesh section. Each
+has the waveguide loss per column of an idle mesh guide, so a chip whose only loss is
+waveguide loss has the same loss on every path.
 
 Phase order of a layer: the V† mesh phases (θ, φ, ψ; N² of them), then the attenuators
 (θ_0 … θ_{r−1}, φ_0 … φ_{r−1}), then the U mesh phases (θ, φ, ψ; M²). Recorded fields,
@@ -42,10 +42,9 @@ outputs, and ``SVDDevice.backward`` launches ``output_scale`` times the adjoint 
 is the adjoint of that digital gain. The fields recorded inside the device are the optical
 fields. The exact gradient of a layer (``photonic.reference``) and the in situ measurement
 (``photonic.insitu``) therefore both differentiate the loss of the scaled outputs and agree
-on an ideal chip. ``SVDChip`` models the detection at the light level: the forward outputs
-are detected before they are scaled, and in the adjoint pass the light is launched without
-the scale, so the adjoint monitor readings are multiplied by output_scale² and the adjoint
-outputs by output_scale after detection.
+on an ideal chip. On the chip, the forward outputs are detected as light and scaled after
+detection (``SVDChip.measure_fields``), while in the adjoint pass the controller folds the
+scale into the amplitude it launches, so the adjoint light is output_scale·δ.
 """
 
 from __future__ import annotations
@@ -116,13 +115,18 @@ def attenuator_phases(transmission: np.ndarray) -> np.ndarray:
         ValueError: if a transmission is outside [0, 1] or not finite.
     """
     transmission = np.atleast_1d(np.asarray(transmission, dtype=float))
-    if transmission.ndim != 1 or not np.all((transmission >= 0) & (transmission <= 1)):
+    if transmission.ndim != 1:
+        raise ValueError(
+            f"attenuator transmissions have shape {transmission.shape}; expected (r,)"
+        )
+    if not np.all((transmission >= 0) & (transmission <= 1)):
         raise ValueError(
             f"attenuator transmissions {transmission!r} are invalid; each must be an "
             "amplitude in [0, 1], because the attenuators are passive"
         )
     theta = 2.0 * np.arcsin(transmission)
     phi = np.mod(-np.pi / 2 - theta / 2, TWO_PI)
+    # np.mod returns exactly 2π for inputs a rounding error below a multiple of 2π.
     phi[phi >= TWO_PI] = 0.0
     return np.concatenate([theta, phi])
 
@@ -280,10 +284,10 @@ class AttenuatorStage:
         by ``Chip``).
 
         Raises:
-            ValueError: if the mesh's layout is not an ``AttenuatorLayout``.
+            TypeError: if the mesh's layout is not an ``AttenuatorLayout``.
         """
         if not isinstance(mesh.layout, AttenuatorLayout):
-            raise ValueError(
+            raise TypeError(
                 f"layout {type(mesh.layout).__name__} is not an AttenuatorLayout"
             )
         return cls(
@@ -431,7 +435,7 @@ class AttenuatorChip(Chip):
     """The attenuator column of an SVD layer on a chip, with the error model of ``Chip``.
 
     Static errors (couplers, phase offsets, insertion loss, heater gain), programming,
-    crosstalk, drift and per-pass phase noise are drawn and applied as for a mesh; the
+    crosstalk, drift and per-pass phase noise are drawn and applied as for a mesh. The
     realised devices are ``AttenuatorStage`` objects.
 
     Args:
@@ -460,7 +464,7 @@ class AttenuatorChip(Chip):
     def pass_device(
         self, pass_name: str = "forward", time_s: float | None = None
     ) -> AttenuatorStage:
-        """Return the stage one optical pass sees, with its phase noise drawn afresh."""
+        """Return the stage for one optical pass, with its phase noise drawn afresh."""
         return AttenuatorStage.from_mesh(super().pass_device(pass_name, time_s))
 
     def nominal_power_factors(self) -> np.ndarray:
@@ -733,8 +737,8 @@ class SVDChip:
     ``InSituStep`` use, with N inputs, M outputs and the phase order of the module
     docstring. The three parts are chips with seeds spawned from ``seed`` (V† mesh,
     attenuators, U mesh), so each draws its own static errors from the same
-    ``hardware``. Input modulators and receivers at the input ports follow the V† chip's
-    error model and noise stream; those at the output ports follow the U chip's.
+    ``hardware``. Input modulators and receivers at the input ports use the V† chip's
+    error model and noise stream. Those at the output ports use the U chip's.
 
     Args:
         n_inputs: N, the width of the layer input.
@@ -944,8 +948,8 @@ class SVDChip:
     def pass_device(
         self, pass_name: str = "forward", time_s: float | None = None
     ) -> SVDDevice:
-        """Return the layer one optical pass sees; every part draws its phase noise afresh
-        and advances its drift to ``time_s`` (in s; None keeps it)."""
+        """Return the layer for one optical pass. Every part draws its phase noise afresh
+        and advances its drift to ``time_s`` in s, or keeps it for None."""
         return self._realise(
             *(chip.pass_device(pass_name, time_s) for chip in self.chips)
         )
@@ -960,43 +964,37 @@ class SVDChip:
     def measure_fields(self, fields: np.ndarray, pass_name: str) -> np.ndarray:
         """Coherent detection of fields returned by this layer's devices.
 
-        The device outputs are output_scale times the light (see the module docstring), so
-        the light is detected with the receiver errors of its side (input ports in the
-        adjoint pass, main outputs otherwise) and the reading is multiplied by the scale.
-        With output_scale 0 the reading is 0.
+        In the adjoint pass the fields are the light leaving the input ports, detected with
+        the V† chip's receiver errors. Otherwise they are the scaled main outputs
+        output_scale·y: the light y is detected with the U chip's receiver errors and the
+        reading is multiplied by output_scale, which gives 0 when the scale is 0.
         """
         self.hardware.pass_errors(pass_name)
+        if pass_name == "adjoint":
+            return self.v_chip.measure_fields(fields, pass_name)
         if self._output_scale == 0:
             return np.zeros(np.shape(fields), dtype=np.complex128)
-        side = self.v_chip if pass_name == "adjoint" else self.u_chip
         light = np.asarray(fields) / self._output_scale
-        return self._output_scale * side.measure_fields(light, pass_name)
+        return self._output_scale * self.u_chip.measure_fields(light, pass_name)
 
     def read_monitors(
         self, power: np.ndarray, pass_name: str = "forward"
     ) -> np.ndarray:
-        """Monitor readings of the powers ``power`` (layer phase order) in a pass.
-
-        Each part reads its own monitors. In the adjoint pass the recorded powers are
-        output_scale² times the light, so the light is read and the readings are multiplied
-        by output_scale² (0 when the scale is 0).
+        """Monitor readings of the true powers ``power`` (layer phase order) in a pass;
+        each part reads its own monitors.
 
         Raises:
             ValueError: if the last axis is not the number of phases, or for an unknown
                 pass.
         """
-        self.hardware.pass_errors(pass_name)
         power = np.asarray(power, dtype=float)
         if power.shape[-1] != self.n_phases:
             raise ValueError(
                 f"monitor powers have {power.shape[-1]} entries per sample; this SVD "
                 f"layer has {self.n_phases} phase shifters"
             )
-        gain = self._output_scale**2 if pass_name == "adjoint" else 1.0
-        if gain == 0:
-            return np.zeros_like(power)
         readings = [
-            chip.read_monitors(power[..., part] / gain, pass_name) * gain
+            chip.read_monitors(power[..., part], pass_name)
             for chip, part in zip(self.chips, self.phase_slices())
         ]
         return np.concatenate(readings, axis=-1)
@@ -1005,7 +1003,7 @@ class SVDChip:
         """Nominal power transmission from the input ports to every phase shifter.
 
         As in ``Chip.nominal_power_factors``, every waveguide of every column is taken to
-        have the configured mean MZI loss plus the waveguide loss; the attenuator column
+        have the configured mean MZI loss plus the waveguide loss. The attenuator column
         counts as one column after the V† mesh, and the U mesh follows it.
         """
         static = self.hardware.static
