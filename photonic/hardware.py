@@ -616,6 +616,19 @@ class Chip:
         heated = apply_crosstalk(heated, self._neighbours, programming.crosstalk)
         return heated + self.phase_offsets
 
+    def programmed_gradient(self, applied_gradient: np.ndarray) -> np.ndarray:
+        """Convert a gradient with respect to the applied phases into one with respect to
+        the programmed phases, the values the controller updates.
+
+        The applied phases are offset + (I + c·A)·(g ⊙ q(p)) for heater gains g, crosstalk
+        coefficient c and the symmetric neighbour matrix A, so the chain rule gives
+        g ⊙ (I + c·A)·∂L/∂φ. The DAC rounding q is taken as the identity in the chain rule
+        (straight-through), because its true derivative is zero almost everywhere.
+        """
+        crosstalk = self.hardware.programming.crosstalk
+        coupled = apply_crosstalk(applied_gradient, self._neighbours, crosstalk)
+        return self.heater_gain * coupled
+
     def applied_phases(self) -> np.ndarray:
         """Phases the shifters apply now, without per-pass noise: programmed, plus drift."""
         return self._applied + self.drift.offsets

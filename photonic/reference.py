@@ -61,6 +61,21 @@ def exact_gradient(
     return GradientResult(loss=value, gradients=gradients)
 
 
+def programmed_gradients(
+    chips: Sequence[object], applied_gradients: Sequence[np.ndarray]
+) -> list[np.ndarray]:
+    """Convert every layer's gradient from applied to programmed phases.
+
+    A chip without ``programmed_gradient`` has programmed phases equal to applied ones up to
+    constants, and its gradient is returned unchanged.
+    """
+    converted = []
+    for chip, gradient in zip(chips, applied_gradients):
+        convert = getattr(chip, "programmed_gradient", None)
+        converted.append(gradient if convert is None else convert(gradient))
+    return converted
+
+
 def network_loss(
     devices: Sequence[RealisedMesh],
     activation: Activation,

@@ -35,3 +35,11 @@ def test_readme_config_example_loads(tmp_path):
     config = load_config(path)
     assert config.hardware.adjoint.output_phase_error == 0.02
     assert config.hardware.forward.monitor.pai_k == 0.01
+
+
+def test_readme_python_example_runs():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert 0 < namespace["fidelity"] <= 1
