@@ -65,13 +65,16 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar"
     )
-    _add_error_sources_parser(commands)
+    _add_error_sources_parser(commands, logging_options)
     return parser
 
 
-def _add_error_sources_parser(commands: argparse._SubParsersAction) -> None:
+def _add_error_sources_parser(
+    commands: argparse._SubParsersAction, logging_options: argparse.ArgumentParser
+) -> None:
     error_sources = commands.add_parser(
         "error-sources",
+        parents=[logging_options],
         help="measure the gradient error of each hardware error source alone",
         description="Measure the in situ gradient error of every hardware error source "
         "alone at four strengths and several seeds, write a results folder and print "
@@ -129,8 +132,16 @@ def _error_sources(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    folder = make_run_folder(args.results_dir)
-    result = run_error_sources(folder, seeds=seeds, progress=not args.no_progress)
+    try:
+        folder = make_run_folder(args.results_dir)
+        result = run_error_sources(folder, seeds=seeds, progress=not args.no_progress)
+    except OSError as error:
+        print(
+            f"photonic-backprop: error: cannot write the results folder under "
+            f"{args.results_dir!r}: {error}",
+            file=sys.stderr,
+        )
+        return 2
     print(format_summary_table(result.points))
     print(f"\nresults written to {result.folder}")
     return 0

@@ -4,12 +4,23 @@ The network is the one of Pai et al., Science 380, 398 (2023): three 4-port tria
 meshes, |z| between layers, outputs grouped as ``[|y0|²+|y1|², |y2|²+|y3|²]`` and a softmax
 cross-entropy on those powers. A batch of moons samples, encoded by ``AmplitudeEncoder``,
 is launched into meshes with uniform random phases. For every error source, strength and
-seed the chip measures the gradient by the three-pass protocol, and the digital reference
-computes the exact gradient of the same realised device. The result is the cosine distance
-``1 − ĝ·g`` and the relative L2 error between the two.
+seed the chip measures the gradient by the three-pass protocol.
+
+The reference is the one of the training run: the exact gradient of the same realised
+device with respect to the programmed phases, which the controller updates
+(``photonic.reference.programmed_gradients``, with the DAC rounding taken as
+straight-through). The monitors measure the gradient with respect to the applied phases.
+Heater gain spread and crosstalk change the map from programmed to applied phases, so
+they give an error although the measurement itself is exact for them.
+
+The result is the cosine distance ``1 − ĝ·g`` and the relative L2 error between the two,
+over the trainable phases of ``PhotonicNetwork.trainable_masks``, the phases that the
+training run updates and scores. Every output phase ψ of this network is left out. Each
+layer's outputs reach the loss only through their magnitudes, so the exact gradient of ψ
+is 0.
 
 Random streams: the phases and the batch of a seed come from
-``SeedSequence(seed, spawn_key=(0,))``, so every source and strength of that seed sees the
+``SeedSequence(seed, spawn_key=(0,))``, so every source and strength of that seed uses the
 same network and batch, and the comparison between them is paired. The error draws of one
 point come from ``SeedSequence(seed, spawn_key=(1, source index, strength index))``, where
 the source index is the position in ``ERROR_SOURCES``. A run of a subset of the sources
@@ -65,7 +76,7 @@ from photonic.insitu import InSituStep, pass_order, run_pass
 from photonic.losses import PowerCrossEntropy
 from photonic.mesh import MeshLayout
 from photonic.network import AbsActivation, PhotonicNetwork
-from photonic.reference import exact_gradient, gradient_error
+from photonic.reference import exact_gradient, gradient_error, programmed_gradients
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +355,7 @@ def error_source(key: str) -> ErrorSource:
 
 @dataclass(frozen=True)
 class Problem:
-    """The network phases and the batch that every source and strength of one seed sees.
+    """The network phases and the batch that every source and strength of one seed uses.
 
     Attributes:
         phases: programmed phases (θ, φ, ψ) in rad of each layer.
@@ -409,21 +420,26 @@ def measure_point(
     source: ErrorSource, level: int, seed: int, problem: Problem
 ) -> tuple[float, float]:
     """Measure the gradient on a chip with one source at one strength, against the exact
-    gradient of the realised device.
+    gradient of the realised device with respect to the programmed phases.
 
-    The exact gradient uses the devices before any pass runs. For drift these are the
-    devices of the forward passes, because drift starts at 0 at time 0.
+    The reference is the one of ``Trainer.train_step``. The exact gradient with respect
+    to the applied phases is converted by ``Chip.programmed_gradient`` to the programmed
+    phases that the controller updates: heater gain ⊙ (I + c·A) · ∂L/∂φ_applied. The DAC
+    rounding is taken as straight-through. The exact gradient uses the devices
+    before any pass runs. For drift these are the devices of the forward passes, because
+    drift starts at 0 at time 0. Both errors are taken over the trainable phases only
+    (``PhotonicNetwork.trainable_masks``, the masks of the training run), so the inert
+    output phases ψ, whose exact gradient is 0, do not add their measurement noise.
 
     Returns:
-        The cosine distance ``1 − ĝ·g`` and the relative L2 error.
+        The cosine distance ``1 − ĝ·g`` and the relative L2 error of the trainable phases,
+        between the measured gradient and the programmed-phase exact gradient.
 
     Raises:
         ValueError: if ``source`` is not in ``ERROR_SOURCES`` or ``level`` is out of range.
     """
-    if (
-        _SOURCE_INDEX.get(source.key) is None
-        or ERROR_SOURCES[_SOURCE_INDEX[source.key]] is not source
-    ):
+    index = _SOURCE_INDEX.get(source.key)
+    if index is None or ERROR_SOURCES[index] is not source:
         raise ValueError(
             f"error source {source.key!r} is not in ERROR_SOURCES; its random stream "
             "is keyed by its position there"
@@ -434,9 +450,7 @@ def measure_point(
         )
     strength = source.strengths[level]
     hardware = source.build(strength)
-    sequence = np.random.SeedSequence(
-        seed, spawn_key=(1, _SOURCE_INDEX[source.key], level)
-    )
+    sequence = np.random.SeedSequence(seed, spawn_key=(1, index, level))
     layout = MeshLayout.create(N_MODES, "triangular")
     chips = [
         Chip(layout, hardware, chip_sequence, phases=phases)
@@ -456,7 +470,23 @@ def measure_point(
     exact = exact_gradient(
         devices, network.activation, network.loss, problem.x, problem.labels
     )
-    return gradient_error(step.result().flat(), exact.flat())
+    # The monitors measure the gradient with respect to the applied phases, but the
+    # controller updates the programmed ones, so the reference is converted to them.
+    exact_programmed = programmed_gradients(network.chips, exact.gradients)
+    masks = network.trainable_masks()
+    return gradient_error(
+        _trainable_phases(step.result().gradients, masks),
+        _trainable_phases(exact_programmed, masks),
+    )
+
+
+def _trainable_phases(
+    gradients: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Concatenate the gradients of the phases that ``masks`` marks as trainable."""
+    return np.concatenate(
+        [gradient[mask] for gradient, mask in zip(gradients, masks, strict=True)]
+    )
 
 
 def measure_error_sources(
@@ -507,6 +537,11 @@ def _levels_by_source(
     grouped: dict[str, list[list[float]]] = {}
     for point in points:
         source = error_source(point.source)
+        if point.strength not in source.strengths:
+            raise ValueError(
+                f"strength {point.strength!r} of source {point.source!r} is not one of "
+                f"its strengths {source.strengths!r}"
+            )
         level = source.strengths.index(point.strength)
         per_level = grouped.setdefault(point.source, [[] for _ in range(N_STRENGTHS)])
         per_level[level].append(getattr(point, metric))
@@ -567,8 +602,11 @@ def format_summary(points: Sequence[PointResult]) -> str:
         (
             f"Mean ± sample standard deviation over {len(seeds)} seeds "
             f"({seeds[0]}–{seeds[-1]}). Each source is switched on alone. Strength 1 "
-            "is the weakest. A cosine distance of order 1e-16, including a small "
-            "negative value, is exact up to rounding."
+            "is the weakest. The reference is the exact gradient with respect to the "
+            "programmed phases, as in the training run. Both errors are taken over the "
+            "trainable phases, so the output phases ψ, whose exact gradient is 0, are "
+            "left out. A cosine distance of order 1e-16, including a small negative "
+            "value, is exact up to rounding."
         ),
     ]
     for metric, title in METRICS.items():
@@ -599,10 +637,12 @@ def write_csv(points: Sequence[PointResult], path: Path) -> None:
 
 
 _MARKERS = ("o", "s", "^", "v", "D", "P")
-# Where each panel has no data in the default run: the lossless sources lie at the floor,
-# the loss panel has lines at the top and at the floor, the noise lines rise to the top.
+# Legend location of each panel, in a region that the default run leaves empty. In the
+# lossless panel the heater gain and crosstalk lines lie above 1e-6 and the other lines
+# at the floor. The loss panel has lines at the top and at the floor, and the noise lines
+# rise to the top.
 _LEGEND_LOCATIONS = {
-    _LOSSLESS: "center left",
+    _LOSSLESS: "center",
     _LOSS: "center right",
     _PASS_NOISE: "lower right",
     _DETECTION: "lower right",
@@ -615,7 +655,7 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
     One panel per group of sources (``PANELS``), x = strength level 1 … 4 (the physical
     strengths are in each legend entry), log y. Means below ``GRADIENT_ERROR_FLOOR``,
     including zeros and the small negative values that rounding produces, are drawn at the
-    floor, and the y-axis label says so.
+    floor, and the y-axis label states the floor.
 
     Raises:
         ValueError: if ``points`` is empty.
@@ -647,12 +687,19 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
         axes.grid(True, which="major", alpha=0.3)
         if keys:
             axes.legend(fontsize=8, loc=_LEGEND_LOCATIONS[panel])
-        if panel == _LOSSLESS and keys:
+        # Lines at rounding level coincide at the floor, and only the last one drawn
+        # stays visible, so the panel states how many lie there.
+        exact_keys = [
+            key
+            for key in keys
+            if all(abs(_mean_and_std(values)[0]) < 1e-12 for values in by_source[key])
+        ]
+        if len(exact_keys) > 1:
             axes.text(
                 0.5,
                 0.12,
-                "all lines overlap: the mesh stays unitary,\n"
-                "so the measured gradient is exact up to rounding",
+                f"{len(exact_keys)} lines overlap at rounding level: the measured\n"
+                "gradient is exact for these sources",
                 transform=axes.transAxes,
                 ha="center",
                 fontsize=8,
@@ -663,8 +710,10 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
         axes.set_ylabel(f"mean 1 − ĝ·g (values < {GRADIENT_ERROR_FLOOR:g} drawn at it)")
     seeds = len({point.seed for point in points})
     figure.suptitle(
-        f"Gradient error of the measured in situ gradient, one source at a time "
-        f"(3 × 4-port triangular meshes, moons, mean of {seeds} seeds)"
+        "Gradient error of the measured in situ gradient against the exact gradient "
+        "with respect to the programmed phases\n"
+        f"One source at a time (3 × 4-port triangular meshes, moons, mean of {seeds} "
+        "seeds)"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
@@ -714,7 +763,6 @@ def run_error_sources(
         )
     )
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     logger.info(
         "error sources: %d sources, %d seeds, batch %d, results in %s",
         len(selected),
@@ -723,7 +771,20 @@ def run_error_sources(
         folder,
     )
     points = measure_error_sources(selected, seeds, batch_size, progress)
+    summary = _write_results(folder, points, selected, seeds, batch_size)
+    logger.info("error sources: %d points written to %s", len(points), folder)
+    return ErrorSourcesResult(folder=folder, points=points, summary=summary)
 
+
+def _write_results(
+    folder: Path,
+    points: list[PointResult],
+    sources: Sequence[ErrorSource],
+    seeds: int,
+    batch_size: int,
+) -> str:
+    """Write the CSV, the summary, the plot and the provenance; return the summary."""
+    folder.mkdir(parents=True, exist_ok=True)
     write_csv(points, folder / CSV_NAME)
     summary = format_summary(points)
     (folder / SUMMARY_NAME).write_text(summary, encoding="utf-8")
@@ -739,14 +800,13 @@ def run_error_sources(
             "seeds": seeds,
             "batch_size": batch_size,
             "dataset": DATASET,
-            "sources": [source.key for source in selected],
+            "sources": [source.key for source in sources],
         },
     }
     (folder / "provenance.json").write_text(
         json.dumps(provenance, indent=2) + "\n", encoding="utf-8"
     )
-    logger.info("error sources: %d points written to %s", len(points), folder)
-    return ErrorSourcesResult(folder=folder, points=points, summary=summary)
+    return summary
 
 
 _NO_SOURCE = "—"
@@ -755,8 +815,8 @@ _L2IGHT = "L2ight / pytorch-onn default"
 
 # Unit and source of every parameter of a hardware preset. Pass parameters are named
 # without their pass. The sources are the ones the comments of photonic/hardware.py and
-# photonic/detection.py give; "estimate" marks a value without a published source, and
-# _NO_SOURCE a parameter that keeps its default in every preset.
+# photonic/detection.py give. "estimate" marks a value without a published source.
+# _NO_SOURCE marks a parameter that keeps its default in every preset.
 _PARAMETER_NOTES: dict[str, tuple[str, str]] = {
     "static.coupler_error_mean": ("rad", _NO_SOURCE),
     "static.coupler_error_std": ("rad", _NO_SOURCE),

@@ -18,6 +18,10 @@ from experiments.error_sources import (
     CSV_NAME,
     DEFAULT_SEEDS,
     ERROR_SOURCES,
+    LOGIT_SCALE,
+    N_LAYERS,
+    N_MODES,
+    OUTPUT_GROUPS,
     PLOT_NAME,
     SUMMARY_NAME,
     ErrorSource,
@@ -32,25 +36,39 @@ from experiments.error_sources import (
 )
 from photonic.detection import DetectorConfig
 from photonic.hardware import (
+    Chip,
     Drift,
     HardwareConfig,
     PassErrors,
     Programming,
     StaticErrors,
 )
+from photonic.insitu import InSituStep, pass_order, run_pass
+from photonic.losses import PowerCrossEntropy
+from photonic.mesh import MeshLayout
+from photonic.network import AbsActivation, PhotonicNetwork
+from photonic.reference import (
+    exact_gradient,
+    gradient_error,
+    programmed_gradients,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = 2
-LOSSLESS = (
+# Sources under which the measured gradient equals the programmed-phase gradient. The
+# mesh stays unitary, or its uniform loss is corrected, and the map from programmed to
+# applied phases has a unit Jacobian, with quantization taken as straight-through.
+EXACT = (
     "coupler-angle",
     "coupler-ratio",
     "phase-offset",
-    "heater-gain",
     "quantization",
-    "crosstalk",
     "waveguide-loss-corrected",
 )
-SUBSET = (*LOSSLESS, "mzi-loss", "phase-noise", "drift")
+# Lossless sources that scale or couple the programmed phases, which the monitors do not
+# see.
+PROGRAMMING_MAP = ("heater-gain", "crosstalk")
+SUBSET = (*EXACT, *PROGRAMMING_MAP, "mzi-loss", "phase-noise", "drift")
 
 
 def _column(points: list[PointResult], key: str, level: int, metric: str) -> np.ndarray:
@@ -96,8 +114,8 @@ def test_mzi_loss_error_increases_over_strengths(tiny_run):
         assert stronger > weaker
 
 
-@pytest.mark.parametrize("key", LOSSLESS)
-def test_lossless_source_gives_exact_gradient(tiny_run, key):
+@pytest.mark.parametrize("key", EXACT)
+def test_exact_source_gives_exact_gradient(tiny_run, key):
     for level in range(4):
         cosine = _column(tiny_run.points, key, level, "cosine_distance")
         relative = _column(tiny_run.points, key, level, "relative_error")
@@ -106,8 +124,17 @@ def test_lossless_source_gives_exact_gradient(tiny_run, key):
         assert np.max(relative) < 1e-9
 
 
+@pytest.mark.parametrize("metric", ["cosine_distance", "relative_error"])
+@pytest.mark.parametrize("key", PROGRAMMING_MAP)
+def test_programming_map_error_rises(tiny_run, key, metric):
+    means = [_column(tiny_run.points, key, level, metric).mean() for level in range(4)]
+    assert means[0] > 1e-9
+    for weaker, stronger in itertools.pairwise(means):
+        assert stronger > weaker
+
+
 @pytest.mark.parametrize("key", ["phase-noise", "drift"])
-def test_noise_and_drift_error_grows_from_weakest_to_strongest(tiny_run, key):
+def test_noisy_source_error_grows(tiny_run, key):
     weakest = _column(tiny_run.points, key, 0, "cosine_distance").mean()
     strongest = _column(tiny_run.points, key, 3, "cosine_distance").mean()
     assert weakest > 0
@@ -152,6 +179,102 @@ def test_measure_point_rejects_source_outside_registry():
         measure_point(copy, 0, 0, problem)
 
 
+def _measure_directly(key: str, level: int, seed: int, batch_size: int):
+    """Rebuild one point of the sweep from its random streams. Return its problem, its
+    network, and the measured and exact gradients of every layer."""
+    inputs, labels = encoded_moons()
+    problem = make_problem(seed, inputs, labels, batch_size)
+    source = error_source(key)
+    index = [s.key for s in ERROR_SOURCES].index(key)
+    strength = source.strengths[level]
+    hardware = source.build(strength)
+    sequence = np.random.SeedSequence(seed, spawn_key=(1, index, level))
+    layout = MeshLayout.create(N_MODES, "triangular")
+    chips = [
+        Chip(layout, hardware, chip_sequence, phases=phases)
+        for chip_sequence, phases in zip(sequence.spawn(N_LAYERS), problem.phases)
+    ]
+    loss = PowerCrossEntropy(N_MODES, OUTPUT_GROUPS, LOGIT_SCALE)
+    network = PhotonicNetwork(chips, AbsActivation(), loss)
+    devices = network.devices()
+    step = InSituStep(network, problem.x, problem.labels, source.loss_correction)
+    for kind, layer in pass_order(N_LAYERS):
+        time_s = None
+        if source.time_gap:
+            time_s = 0.0 if kind == "forward" else float(strength)
+        run_pass(step, kind, layer, time_s)
+    exact = exact_gradient(
+        devices, network.activation, network.loss, problem.x, problem.labels
+    )
+    return problem, network, step.result().gradients, exact.gradients
+
+
+def test_point_error_is_over_trainable_phases():
+    key, level, seed, batch_size = "phase-noise", 3, 1, 8
+    problem, network, measured, exact = _measure_directly(key, level, seed, batch_size)
+    masks = network.trainable_masks()
+    # Every output phase ψ is inert, because |z| follows layers 0 and 1 and the loss
+    # detects the powers of layer 2.
+    n_mzis = MeshLayout.create(N_MODES, "triangular").n_mzis
+    for mask in masks:
+        assert mask[: 2 * n_mzis].all()
+        assert not mask[2 * n_mzis :].any()
+    reference = programmed_gradients(network.chips, exact)
+    masked_measured = np.concatenate([g[m] for g, m in zip(measured, masks)])
+    masked_reference = np.concatenate([g[m] for g, m in zip(reference, masks)])
+    expected = gradient_error(masked_measured, masked_reference)
+
+    point = measure_point(error_source(key), level, seed, problem)
+
+    assert point[0] == expected[0]
+    assert point[1] == expected[1]
+    # Phase noise gives the inert phases a nonzero measured gradient, so an error over
+    # all phases differs and this test fails if the mask is dropped.
+    all_phases = gradient_error(np.concatenate(measured), np.concatenate(reference))
+    assert all_phases[0] != point[0]
+    assert all_phases[1] != point[1]
+
+
+def _programmed_by_hand(
+    chip: Chip, applied: np.ndarray, crosstalk: float
+) -> np.ndarray:
+    """Apply the chain rule γ ⊙ (I + c·A)ᵀ · ∂L/∂φ_applied for heater gains γ, with the
+    neighbour matrix A written out, to applied = (I + c·A)·(γ ⊙ programmed) + offsets."""
+    neighbours = np.zeros((chip.n_phases, chip.n_phases))
+    for first, second in chip.layout.shifter_neighbours():
+        neighbours[first, second] = 1.0
+        neighbours[second, first] = 1.0
+    jacobian = np.eye(chip.n_phases) + crosstalk * neighbours
+    return chip.heater_gain * (jacobian.T @ applied)
+
+
+@pytest.mark.parametrize("key", PROGRAMMING_MAP)
+def test_point_reference_is_programmed_gradient(key):
+    level, seed, batch_size = 3, 1, 8
+    problem, network, measured, exact = _measure_directly(key, level, seed, batch_size)
+    masks = network.trainable_masks()
+    crosstalk = network.chips[0].hardware.programming.crosstalk
+    reference = [
+        _programmed_by_hand(chip, gradient, crosstalk)
+        for chip, gradient in zip(network.chips, exact)
+    ]
+    masked_measured = np.concatenate([g[m] for g, m in zip(measured, masks)])
+    masked_applied = np.concatenate([g[m] for g, m in zip(exact, masks)])
+    masked_reference = np.concatenate([g[m] for g, m in zip(reference, masks)])
+    expected = gradient_error(masked_measured, masked_reference)
+
+    point = measure_point(error_source(key), level, seed, problem)
+
+    assert point[0] == pytest.approx(expected[0], rel=1e-9)
+    assert point[1] == pytest.approx(expected[1], rel=1e-9)
+    # The monitors see the applied phases, so the measurement matches the applied
+    # gradient to rounding and the whole error comes from the programmed reference.
+    applied_error = gradient_error(masked_measured, masked_applied)
+    assert abs(applied_error[0]) < 1e-9
+    assert applied_error[1] < 1e-9
+    assert point[1] > 1e-3
+
+
 def test_error_source_keys_are_unique():
     keys = [source.key for source in ERROR_SOURCES]
     assert len(keys) == len(set(keys))
@@ -181,6 +304,7 @@ def test_cli_error_sources_prints_table_and_writes_folder(tmp_path, capsys):
             "--results-dir",
             str(tmp_path),
             "--no-progress",
+            "-q",
         ]
     )
     assert status == 0
@@ -233,7 +357,7 @@ def test_preset_value_without_source_raises(monkeypatch):
         preset_table()
 
 
-def test_pass_parameter_that_differs_between_passes_gets_one_row_per_pass(monkeypatch):
+def test_preset_table_splits_differing_passes(monkeypatch):
     split = HardwareConfig(adjoint=PassErrors(output_phase_error=0.02))
     monkeypatch.setitem(error_sources.HARDWARE_PRESETS, "split", split)
     table = preset_table()
