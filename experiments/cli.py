@@ -79,7 +79,7 @@ def _add_error_sources_parser(
         description="Measure the in situ gradient error of every hardware error source "
         "alone at four strengths and several seeds, write a results folder and print "
         "the table of the cosine distance 1 − ĝ·g between the unit-normalised measured "
-        "and exact gradients.",
+        "and exact gradients, for each reference.",
     )
     error_sources.add_argument(
         "--seeds",
@@ -91,6 +91,14 @@ def _add_error_sources_parser(
         "--results-dir",
         default="results",
         help="folder that receives the run folder (default: results)",
+    )
+    error_sources.add_argument(
+        "--reference",
+        choices=("device", "nominal", "both"),
+        default="device",
+        help="exact gradient to compare the measured one with: device (the realised "
+        "device, with respect to the programmed phases), nominal (the ideal device "
+        "programmed with the same phases) or both (default: device)",
     )
     error_sources.add_argument(
         "--no-progress", action="store_true", help="hide the progress bar"
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def _error_sources(args: argparse.Namespace) -> int:
     from experiments.error_sources import (
         DEFAULT_SEEDS,
+        REFERENCE_TITLES,
         format_summary_table,
         make_run_folder,
         run_error_sources,
@@ -134,7 +143,12 @@ def _error_sources(args: argparse.Namespace) -> int:
         return 2
     try:
         folder = make_run_folder(args.results_dir)
-        result = run_error_sources(folder, seeds=seeds, progress=not args.no_progress)
+        result = run_error_sources(
+            folder,
+            seeds=seeds,
+            progress=not args.no_progress,
+            reference=args.reference,
+        )
     except OSError as error:
         print(
             f"photonic-backprop: error: cannot write the results folder under "
@@ -142,8 +156,11 @@ def _error_sources(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    print(format_summary_table(result.points))
-    print(f"\nresults written to {result.folder}")
+    for reference in result.references:
+        print(f"gradient error 1 − ĝ·g, {REFERENCE_TITLES[reference]}\n")
+        print(format_summary_table(result.points, reference=reference))
+        print()
+    print(f"results written to {result.folder}")
     return 0
 
 

@@ -6,31 +6,46 @@ cross-entropy on those powers. A batch of moons samples, encoded by ``AmplitudeE
 is launched into meshes with uniform random phases. For every error source, strength and
 seed the chip measures the gradient by the three-pass protocol.
 
-The reference is the one of the training run: the exact gradient of the same realised
-device with respect to the programmed phases, which the controller updates
-(``photonic.reference.programmed_gradients``, with the DAC rounding taken as
-straight-through). The monitors measure the gradient with respect to the applied phases.
-Heater gain spread and crosstalk change the map from programmed to applied phases, so
-they give an error although the measurement itself is exact for them.
+The measured gradient is compared with one or both of two references (``REFERENCES``):
 
-The result is the cosine distance ``1 − ĝ·g`` and the relative L2 error between the two,
-over the trainable phases of ``PhotonicNetwork.trainable_masks``, the phases that the
-training run updates and scores. Every output phase ψ of this network is left out. Each
-layer's outputs reach the loss only through their magnitudes, so the exact gradient of ψ
-is 0.
+- ``device``: the exact gradient of the same realised device with respect to the
+  programmed phases, which the controller updates
+  (``photonic.reference.programmed_gradients``, with the DAC rounding taken as
+  straight-through). This is the reference of the training run. It tests whether the
+  measurement matches the device. The monitors measure the gradient with respect to the
+  applied phases. Heater gain spread and crosstalk change the map from programmed to
+  applied phases, so they give an error although the measurement itself is exact for
+  them.
+- ``nominal``: the exact gradient of the nominal device, the ideal mesh
+  (``RealisedMesh.ideal``) that applies the programmed phases, with no coupler error,
+  loss, phase offset, heater gain spread, quantization, crosstalk or drift. Its applied
+  phases are the programmed ones, so its gradient needs no conversion. It tests
+  whether the device matches its digital model, which is the only gradient a bench
+  experiment can compute for a chip whose errors it does not know. Every error source
+  moves the measured gradient away from it.
+
+The result is the cosine distance ``1 − ĝ·g`` and the relative L2 error between the
+measured gradient and the reference, over the trainable phases of
+``PhotonicNetwork.trainable_masks``, the phases that the training run updates and
+scores. Every output phase ψ of this network is left out. Each layer's outputs reach the
+loss only through their magnitudes, so the exact gradient of ψ is 0 for both references.
 
 Random streams: the phases and the batch of a seed come from
 ``SeedSequence(seed, spawn_key=(0,))``, so every source and strength of that seed uses the
 same network and batch, and the comparison between them is paired. The error draws of one
 point come from ``SeedSequence(seed, spawn_key=(1, source index, strength index))``, where
-the source index is the position in ``ERROR_SOURCES``. A run of a subset of the sources
-therefore gives the same rows as the full run.
+the source index is the position in ``ERROR_SOURCES``. A run of a subset of the sources,
+or of one reference, therefore gives the same rows as the full run. Both references are
+compared with the same measured gradient.
 
 A run writes a results folder:
 
-- ``error_sources.csv``: one row per source, strength and seed;
-- ``summary.md``: mean ± std over seeds per source and strength, for both error measures;
-- ``gradient_error_by_source.png``: the mean cosine distance against strength level;
+- ``error_sources.csv``: one row per reference, source, strength and seed;
+- ``summary.md``: mean ± std over seeds per source and strength, for both error measures
+  and every reference of the run;
+- ``gradient_error_by_source.png`` (device reference) and
+  ``gradient_error_by_source_nominal.png`` (nominal reference): the mean cosine distance
+  against strength level;
 - ``provenance.json``: versions, platform, git commit and the run settings.
 
 ``preset_table`` renders every parameter of every hardware preset as the markdown table
@@ -74,7 +89,7 @@ from photonic.hardware import (
 from photonic.initialization import initial_phases
 from photonic.insitu import InSituStep, pass_order, run_pass
 from photonic.losses import PowerCrossEntropy
-from photonic.mesh import MeshLayout
+from photonic.mesh import MeshLayout, RealisedMesh
 from photonic.network import AbsActivation, PhotonicNetwork
 from photonic.reference import exact_gradient, gradient_error, programmed_gradients
 
@@ -89,10 +104,18 @@ DEFAULT_SEEDS = 20
 DEFAULT_BATCH_SIZE = 32
 N_STRENGTHS = 4
 
+REFERENCES = ("device", "nominal")
+"""The references that a measured gradient is compared with, in output order."""
+REFERENCE_CHOICES = (*REFERENCES, "both")
+"""Values of ``run_error_sources(reference=...)`` and of ``--reference``."""
+
 CSV_NAME = "error_sources.csv"
 SUMMARY_NAME = "summary.md"
 PLOT_NAME = "gradient_error_by_source.png"
+PLOT_NAMES = {"device": PLOT_NAME, "nominal": "gradient_error_by_source_nominal.png"}
+"""File name of the plot of each reference."""
 CSV_COLUMNS = (
+    "reference",
     "source",
     "strength",
     "unit",
@@ -370,8 +393,10 @@ class Problem:
 
 @dataclass(frozen=True)
 class PointResult:
-    """Gradient error of one source at one strength for one seed (one CSV row)."""
+    """Gradient error of one source at one strength for one seed against one reference
+    (one CSV row)."""
 
+    reference: str
     source: str
     strength: float
     unit: str
@@ -382,11 +407,44 @@ class PointResult:
 
 @dataclass
 class ErrorSourcesResult:
-    """A finished run: its folder, every point, and the markdown summary."""
+    """A finished run: its folder, its references, every point, and the markdown
+    summary."""
 
     folder: Path
+    references: tuple[str, ...]
     points: list[PointResult]
     summary: str
+
+
+def references_of(choice: str) -> tuple[str, ...]:
+    """Return the references that a ``reference`` choice selects, in ``REFERENCES``
+    order: ``"both"`` selects every reference.
+
+    Raises:
+        ValueError: for a choice outside ``REFERENCE_CHOICES``.
+    """
+    if choice == "both":
+        return REFERENCES
+    if choice in REFERENCES:
+        return (choice,)
+    raise ValueError(
+        f"reference {choice!r} is unknown; choose one of {', '.join(REFERENCE_CHOICES)}"
+    )
+
+
+def _check_references(references: Sequence[str]) -> tuple[str, ...]:
+    """Return ``references`` as a tuple after checking that it is a non-empty list of
+    distinct known references."""
+    references = tuple(references)
+    if not references:
+        raise ValueError("the list of references is empty; give at least one")
+    for reference in references:
+        if reference not in REFERENCES:
+            known = ", ".join(REFERENCES)
+            raise ValueError(f"reference {reference!r} is unknown; choose from {known}")
+    if len(set(references)) != len(references):
+        raise ValueError(f"references {references!r} contain a repeated reference")
+    return references
 
 
 def encoded_moons() -> tuple[np.ndarray, np.ndarray]:
@@ -417,27 +475,81 @@ def make_problem(
 
 
 def measure_point(
-    source: ErrorSource, level: int, seed: int, problem: Problem
+    source: ErrorSource,
+    level: int,
+    seed: int,
+    problem: Problem,
+    reference: str = "device",
 ) -> tuple[float, float]:
-    """Measure the gradient on a chip with one source at one strength, against the exact
-    gradient of the realised device with respect to the programmed phases.
+    """Measure the gradient on a chip with one source at one strength, against one
+    reference (see ``measure_point_errors``).
 
-    The reference is the one of ``Trainer.train_step``. The exact gradient with respect
-    to the applied phases is converted by ``Chip.programmed_gradient`` to the programmed
-    phases that the controller updates: heater gain ⊙ (I + c·A) · ∂L/∂φ_applied. The DAC
-    rounding is taken as straight-through. The exact gradient uses the devices
-    before any pass runs. For drift these are the devices of the forward passes, because
-    drift starts at 0 at time 0. Both errors are taken over the trainable phases only
+    Returns:
+        The cosine distance ``1 − ĝ·g`` and the relative L2 error of the trainable
+        phases, between the measured gradient and the exact gradient of ``reference``.
+
+    Raises:
+        ValueError: if ``source`` is not in ``ERROR_SOURCES``, ``level`` is out of range
+            or ``reference`` is not in ``REFERENCES``.
+    """
+    errors = measure_point_errors(source, level, seed, problem, (reference,))
+    return errors[reference]
+
+
+def measure_point_errors(
+    source: ErrorSource,
+    level: int,
+    seed: int,
+    problem: Problem,
+    references: Sequence[str] = REFERENCES,
+) -> dict[str, tuple[float, float]]:
+    """Measure the gradient on a chip with one source at one strength once, and compare
+    it with the exact gradient of every reference in ``references``.
+
+    ``device`` is the reference of ``Trainer.train_step``, the exact gradient of the
+    realised devices. Its gradient with respect to the applied phases is converted by
+    ``Chip.programmed_gradient`` to the programmed phases that the controller updates:
+    heater gain ⊙ (I + c·A) · ∂L/∂φ_applied. The DAC rounding is taken as
+    straight-through. The devices are taken before any pass runs. For drift these are
+    the devices of the forward passes, because drift starts at 0 at time 0.
+
+    ``nominal`` is the exact gradient of the ideal mesh applying the programmed phases
+    (``RealisedMesh.ideal``): 50:50 couplers, no loss, no offsets, no quantization, no
+    heater gain spread, no crosstalk and no drift. Its applied phases are the programmed
+    ones, so no conversion applies.
+
+    Both errors are taken over the trainable phases only
     (``PhotonicNetwork.trainable_masks``, the masks of the training run), so the inert
     output phases ψ, whose exact gradient is 0, do not add their measurement noise.
 
     Returns:
-        The cosine distance ``1 − ĝ·g`` and the relative L2 error of the trainable phases,
-        between the measured gradient and the programmed-phase exact gradient.
+        For every reference, the cosine distance ``1 − ĝ·g`` and the relative L2 error
+        of the trainable phases between the measured gradient and its exact gradient.
 
     Raises:
-        ValueError: if ``source`` is not in ``ERROR_SOURCES`` or ``level`` is out of range.
+        ValueError: if ``source`` is not in ``ERROR_SOURCES``, if ``level`` is out of
+            range, or if ``references`` is empty, repeats a reference or contains one
+            outside ``REFERENCES``.
     """
+    references = _check_references(references)
+    network, devices = _build_network(source, level, seed, problem)
+    measured = _measure_gradients(network, source, level, problem)
+    masks = network.trainable_masks()
+    masked_measured = _trainable_phases(measured, masks)
+    errors = {}
+    for reference in references:
+        exact = _reference_gradients(reference, network, devices, problem)
+        errors[reference] = gradient_error(
+            masked_measured, _trainable_phases(exact, masks)
+        )
+    return errors
+
+
+def _build_network(
+    source: ErrorSource, level: int, seed: int, problem: Problem
+) -> tuple[PhotonicNetwork, list[RealisedMesh]]:
+    """Build the network of one point with its chips drawn from the point's random
+    stream, and return it with its realised devices before any pass runs."""
     index = _SOURCE_INDEX.get(source.key)
     if index is None or ERROR_SOURCES[index] is not source:
         raise ValueError(
@@ -448,8 +560,7 @@ def measure_point(
         raise ValueError(
             f"strength level {level} is out of range; it must be in [0, {N_STRENGTHS - 1}]"
         )
-    strength = source.strengths[level]
-    hardware = source.build(strength)
+    hardware = source.build(source.strengths[level])
     sequence = np.random.SeedSequence(seed, spawn_key=(1, index, level))
     layout = MeshLayout.create(N_MODES, "triangular")
     chips = [
@@ -458,26 +569,42 @@ def measure_point(
     ]
     loss = PowerCrossEntropy(N_MODES, OUTPUT_GROUPS, LOGIT_SCALE)
     network = PhotonicNetwork(chips, AbsActivation(), loss)
-    devices = network.devices()
+    return network, network.devices()
 
+
+def _measure_gradients(
+    network: PhotonicNetwork, source: ErrorSource, level: int, problem: Problem
+) -> list[np.ndarray]:
+    """Run the three passes of every layer and return the measured gradients."""
     step = InSituStep(network, problem.x, problem.labels, source.loss_correction)
     for kind, layer in pass_order(N_LAYERS):
         time_s = None
         if source.time_gap:
-            time_s = 0.0 if kind == "forward" else float(strength)
+            time_s = 0.0 if kind == "forward" else float(source.strengths[level])
         run_pass(step, kind, layer, time_s)
+    return step.result().gradients
 
+
+def _reference_gradients(
+    reference: str,
+    network: PhotonicNetwork,
+    devices: Sequence[RealisedMesh],
+    problem: Problem,
+) -> list[np.ndarray]:
+    """Return the exact gradient of ``reference`` with respect to the programmed phases
+    of every layer."""
+    if reference == "device":
+        exact = exact_gradient(
+            devices, network.activation, network.loss, problem.x, problem.labels
+        )
+        # The monitors measure the gradient with respect to the applied phases, but the
+        # controller updates the programmed ones, so the reference is converted to them.
+        return programmed_gradients(network.chips, exact.gradients)
+    nominal = [RealisedMesh.ideal(chip.layout, chip.phases) for chip in network.chips]
     exact = exact_gradient(
-        devices, network.activation, network.loss, problem.x, problem.labels
+        nominal, network.activation, network.loss, problem.x, problem.labels
     )
-    # The monitors measure the gradient with respect to the applied phases, but the
-    # controller updates the programmed ones, so the reference is converted to them.
-    exact_programmed = programmed_gradients(network.chips, exact.gradients)
-    masks = network.trainable_masks()
-    return gradient_error(
-        _trainable_phases(step.result().gradients, masks),
-        _trainable_phases(exact_programmed, masks),
-    )
+    return exact.gradients
 
 
 def _trainable_phases(
@@ -494,48 +621,81 @@ def measure_error_sources(
     seeds: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    references: Sequence[str] = ("device",),
 ) -> list[PointResult]:
-    """Measure every source at every strength for seeds 0 … seeds − 1.
+    """Measure every source at every strength for seeds 0 … seeds − 1, against every
+    reference in ``references``.
+
+    Each point is measured once and compared with every reference. The points are
+    returned grouped by reference, in the order of ``references``, then by source,
+    strength and seed.
 
     Raises:
-        ValueError: for fewer than one seed, an empty source list or a batch size out of
-            range.
+        ValueError: for fewer than one seed, an empty source list, a batch size out of
+            range, or an empty, repeated or unknown reference.
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds = {seeds!r} is invalid; it must be an integer >= 1")
     if not sources:
         raise ValueError("the list of error sources is empty; give at least one")
+    references = _check_references(references)
     inputs, labels = encoded_moons()
     problems = [make_problem(seed, inputs, labels, batch_size) for seed in range(seeds)]
     total = len(sources) * N_STRENGTHS * seeds
-    points = []
+    points: dict[str, list[PointResult]] = {reference: [] for reference in references}
     with tqdm(
         total=total, desc="error sources", unit="point", disable=not progress
     ) as bar:
         for source in sources:
             for level, strength in enumerate(source.strengths):
                 for seed, problem in enumerate(problems):
-                    cosine, relative = measure_point(source, level, seed, problem)
-                    points.append(
-                        PointResult(
-                            source.key,
-                            float(strength),
-                            source.unit,
-                            seed,
-                            cosine,
-                            relative,
-                        )
+                    errors = measure_point_errors(
+                        source, level, seed, problem, references
                     )
+                    for reference, (cosine, relative) in errors.items():
+                        points[reference].append(
+                            PointResult(
+                                reference,
+                                source.key,
+                                float(strength),
+                                source.unit,
+                                seed,
+                                cosine,
+                                relative,
+                            )
+                        )
                     bar.update()
-    return points
+    return [point for reference in references for point in points[reference]]
+
+
+def _single_reference(points: Sequence[PointResult], reference: str | None) -> str:
+    """Return the reference to show: ``reference`` if given and present in ``points``,
+    else the only reference of ``points``."""
+    present = [r for r in REFERENCES if any(p.reference == r for p in points)]
+    if reference is None:
+        if len(present) != 1:
+            raise ValueError(
+                f"the points contain the references {', '.join(present) or 'none'}; "
+                "pass reference= with the one to show"
+            )
+        return present[0]
+    if reference not in present:
+        raise ValueError(
+            f"no point has reference {reference!r}; the points contain "
+            f"{', '.join(present) or 'none'}"
+        )
+    return reference
 
 
 def _levels_by_source(
-    points: Sequence[PointResult], metric: str
+    points: Sequence[PointResult], metric: str, reference: str
 ) -> dict[str, list[np.ndarray]]:
-    """Group the values of ``metric`` by source and strength level, in registry order."""
+    """Group the values of ``metric`` against ``reference`` by source and strength
+    level, in registry order."""
     grouped: dict[str, list[list[float]]] = {}
     for point in points:
+        if point.reference != reference:
+            continue
         source = error_source(point.source)
         if point.strength not in source.strengths:
             raise ValueError(
@@ -562,20 +722,48 @@ METRICS = {
     "relative_error": "relative L2 error |ĝ − g| / |g|",
 }
 
+REFERENCE_TITLES = {
+    "device": "device reference: exact gradient of the realised device with respect to "
+    "the programmed phases",
+    "nominal": "nominal reference: exact gradient of the ideal device programmed with "
+    "the same phases",
+}
+"""Heading of the tables of each reference."""
+_REFERENCE_NOTES = {
+    "device": "This is the reference of the training run. The gradient with respect to "
+    "the applied phases is converted to the programmed phases through the heater gains "
+    "and the crosstalk, and the DAC rounding is taken as straight-through.",
+    "nominal": "The ideal device has 50:50 couplers and no loss, phase offsets, heater "
+    "gain spread, quantization, crosstalk or drift, so its applied phases are the "
+    "programmed ones.",
+}
+
 
 def format_summary_table(
-    points: Sequence[PointResult], metric: str = "cosine_distance"
+    points: Sequence[PointResult],
+    metric: str = "cosine_distance",
+    reference: str | None = None,
 ) -> str:
-    """Render a markdown table of ``metric``: one row per source, one column per strength,
-    each cell ``strength: mean ± std`` over seeds (sample standard deviation).
+    """Render a markdown table of ``metric`` against one reference: one row per source,
+    one column per strength, each cell ``strength: mean ± std`` over seeds (sample
+    standard deviation).
+
+    Args:
+        points: results of a run.
+        metric: a key of ``METRICS``.
+        reference: the reference whose points are shown; None takes the only reference
+            of ``points``.
 
     Raises:
-        ValueError: for an unknown metric or a point of an unknown source or strength.
+        ValueError: for an unknown metric, a point of an unknown source or strength, a
+            reference that no point has, or None when the points have several
+            references.
     """
     if metric not in METRICS:
         raise ValueError(
             f"metric {metric!r} is unknown; choose one of {', '.join(METRICS)}"
         )
+    reference = _single_reference(points, reference)
     header = ["key", "source", "unit"] + [
         f"strength {level + 1}" for level in range(N_STRENGTHS)
     ]
@@ -583,7 +771,7 @@ def format_summary_table(
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for key, per_level in _levels_by_source(points, metric).items():
+    for key, per_level in _levels_by_source(points, metric, reference).items():
         source = error_source(key)
         cells = [f"`{key}`", source.label, source.unit]
         for strength, values in zip(source.strengths, per_level):
@@ -594,23 +782,36 @@ def format_summary_table(
 
 
 def format_summary(points: Sequence[PointResult]) -> str:
-    """Render ``summary.md``: the tables of both error measures with their settings."""
+    """Render ``summary.md``: the tables of both error measures for every reference of
+    ``points``, with their settings."""
     seeds = sorted({point.seed for point in points})
+    references = [r for r in REFERENCES if any(p.reference == r for p in points)]
     parts = [
         "# Gradient error by error source",
         "",
         (
             f"Mean ± sample standard deviation over {len(seeds)} seeds "
             f"({seeds[0]}–{seeds[-1]}). Each source is switched on alone. Strength 1 "
-            "is the weakest. The reference is the exact gradient with respect to the "
-            "programmed phases, as in the training run. Both errors are taken over the "
-            "trainable phases, so the output phases ψ, whose exact gradient is 0, are "
-            "left out. A cosine distance of order 1e-16, including a small negative "
-            "value, is exact up to rounding."
+            "is the weakest. Both errors are taken over the trainable phases, so the "
+            "output phases ψ, whose exact gradient is 0, are left out. A cosine "
+            "distance of order 1e-16, including a small negative value, is exact up to "
+            "rounding."
         ),
     ]
-    for metric, title in METRICS.items():
-        parts += ["", f"## {title}", "", format_summary_table(points, metric)]
+    for reference in references:
+        parts += [
+            "",
+            f"## {REFERENCE_TITLES[reference]}",
+            "",
+            _REFERENCE_NOTES[reference],
+        ]
+        for metric, title in METRICS.items():
+            parts += [
+                "",
+                f"### {title}",
+                "",
+                format_summary_table(points, metric, reference),
+            ]
     return "\n".join(parts) + "\n"
 
 
@@ -626,6 +827,7 @@ def write_csv(points: Sequence[PointResult], path: Path) -> None:
         for point in points:
             writer.writerow(
                 [
+                    point.reference,
                     point.source,
                     repr(point.strength),
                     point.unit,
@@ -637,19 +839,36 @@ def write_csv(points: Sequence[PointResult], path: Path) -> None:
 
 
 _MARKERS = ("o", "s", "^", "v", "D", "P")
-# Legend location of each panel, in a region that the default run leaves empty. In the
-# lossless panel the heater gain and crosstalk lines lie above 1e-6 and the other lines
-# at the floor. The loss panel has lines at the top and at the floor, and the noise lines
-# rise to the top.
+# Legend location of each panel, in a region that the default run leaves empty. Against
+# the device reference, the lossless panel has the heater gain and crosstalk lines above
+# 1e-6 and the other lines at the floor, and the loss panel has lines at the top and at
+# the floor. Against the nominal reference every line lies above 1e-8. In both, the
+# noise lines rise to the top.
 _LEGEND_LOCATIONS = {
-    _LOSSLESS: "center",
-    _LOSS: "center right",
-    _PASS_NOISE: "lower right",
-    _DETECTION: "lower right",
+    "device": {
+        _LOSSLESS: "center",
+        _LOSS: "center right",
+        _PASS_NOISE: "lower right",
+        _DETECTION: "lower right",
+    },
+    "nominal": {
+        _LOSSLESS: "lower right",
+        _LOSS: "lower right",
+        _PASS_NOISE: "lower right",
+        _DETECTION: "lower right",
+    },
+}
+_PLOT_TITLES = {
+    "device": "against the exact gradient of the realised device with respect to the "
+    "programmed phases",
+    "nominal": "against the exact gradient of the nominal device (ideal mesh, same "
+    "programmed phases)",
 }
 
 
-def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> Path:
+def plot_gradient_error_by_source(
+    points: Sequence[PointResult], path: Path, reference: str | None = None
+) -> Path:
     """Plot the mean cosine distance over seeds against strength level, one line a source.
 
     One panel per group of sources (``PANELS``), x = strength level 1 … 4 (the physical
@@ -657,12 +876,20 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
     including zeros and the small negative values that rounding produces, are drawn at the
     floor, and the y-axis label states the floor.
 
+    Args:
+        points: results of a run.
+        path: PNG file to write; its folder is created if missing.
+        reference: the reference whose points are plotted; None takes the only
+            reference of ``points``.
+
     Raises:
-        ValueError: if ``points`` is empty.
+        ValueError: if ``points`` is empty, if no point has ``reference``, or if
+            ``reference`` is None and the points have several references.
     """
     if not points:
         raise ValueError("no points to plot; the run produced no results")
-    by_source = _levels_by_source(points, "cosine_distance")
+    reference = _single_reference(points, reference)
+    by_source = _levels_by_source(points, "cosine_distance", reference)
     figure = Figure(figsize=(12.0, 8.5), layout="constrained")
     axes_grid = figure.subplots(2, 2, sharex=True, sharey=True)
     levels = np.arange(1, N_STRENGTHS + 1)
@@ -686,7 +913,7 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
         axes.set_xticks(levels)
         axes.grid(True, which="major", alpha=0.3)
         if keys:
-            axes.legend(fontsize=8, loc=_LEGEND_LOCATIONS[panel])
+            axes.legend(fontsize=8, loc=_LEGEND_LOCATIONS[reference][panel])
         # Lines at rounding level coincide at the floor, and only the last one drawn
         # stays visible, so the panel states how many lie there.
         exact_keys = [
@@ -708,10 +935,9 @@ def plot_gradient_error_by_source(points: Sequence[PointResult], path: Path) -> 
         axes.set_xlabel("strength level (1 = weakest)")
     for axes in axes_grid[:, 0]:
         axes.set_ylabel(f"mean 1 − ĝ·g (values < {GRADIENT_ERROR_FLOOR:g} drawn at it)")
-    seeds = len({point.seed for point in points})
+    seeds = len({point.seed for point in points if point.reference == reference})
     figure.suptitle(
-        "Gradient error of the measured in situ gradient against the exact gradient "
-        "with respect to the programmed phases\n"
+        f"Gradient error of the measured in situ gradient {_PLOT_TITLES[reference]}\n"
         f"One source at a time (3 × 4-port triangular meshes, moons, mean of {seeds} "
         "seeds)"
     )
@@ -739,6 +965,7 @@ def run_error_sources(
     sources: Sequence[str] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    reference: str = "device",
 ) -> ErrorSourcesResult:
     """Measure the gradient error of every source and write the results into ``folder``.
 
@@ -749,11 +976,16 @@ def run_error_sources(
         sources: keys of the sources to run, in any order; None runs ``ERROR_SOURCES``.
         batch_size: samples per measured gradient.
         progress: whether to show a tqdm progress bar.
+        reference: "device", "nominal" or "both" (``REFERENCE_CHOICES``); the exact
+            gradient that the measured one is compared with (see
+            ``measure_point_errors``). With "both" every point is measured once and
+            compared with both, and the folder contains the tables and the plot of each.
 
     Raises:
-        ValueError: for an unknown source key, fewer than one seed or a batch size out of
-            range.
+        ValueError: for an unknown source key or reference, fewer than one seed or a
+            batch size out of range.
     """
+    references = references_of(reference)
     selected = (
         list(ERROR_SOURCES)
         if sources is None
@@ -764,31 +996,37 @@ def run_error_sources(
     )
     folder = Path(folder)
     logger.info(
-        "error sources: %d sources, %d seeds, batch %d, results in %s",
+        "error sources: %d sources, %d seeds, batch %d, references %s, results in %s",
         len(selected),
         seeds,
         batch_size,
+        ", ".join(references),
         folder,
     )
-    points = measure_error_sources(selected, seeds, batch_size, progress)
-    summary = _write_results(folder, points, selected, seeds, batch_size)
+    points = measure_error_sources(selected, seeds, batch_size, progress, references)
+    summary = _write_results(folder, points, selected, references, seeds, batch_size)
     logger.info("error sources: %d points written to %s", len(points), folder)
-    return ErrorSourcesResult(folder=folder, points=points, summary=summary)
+    return ErrorSourcesResult(
+        folder=folder, references=references, points=points, summary=summary
+    )
 
 
 def _write_results(
     folder: Path,
     points: list[PointResult],
     sources: Sequence[ErrorSource],
+    references: Sequence[str],
     seeds: int,
     batch_size: int,
 ) -> str:
-    """Write the CSV, the summary, the plot and the provenance; return the summary."""
+    """Write the CSV, the summary, one plot per reference and the provenance; return
+    the summary."""
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(points, folder / CSV_NAME)
     summary = format_summary(points)
     (folder / SUMMARY_NAME).write_text(summary, encoding="utf-8")
-    plot_gradient_error_by_source(points, folder / PLOT_NAME)
+    for reference in references:
+        plot_gradient_error_by_source(points, folder / PLOT_NAMES[reference], reference)
     provenance = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": sys.argv,
@@ -801,6 +1039,7 @@ def _write_results(
             "batch_size": batch_size,
             "dataset": DATASET,
             "sources": [source.key for source in sources],
+            "references": list(references),
         },
     }
     (folder / "provenance.json").write_text(

@@ -1,5 +1,6 @@
-"""Gradient error by error source: the results folder, the physics of each source, the
-command line and the preset table of docs/hardware.md."""
+"""Gradient error by error source: the results folder, the physics of each source
+against the device and the nominal reference, the command line and the preset table of
+docs/hardware.md."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from experiments.error_sources import (
     N_MODES,
     OUTPUT_GROUPS,
     PLOT_NAME,
+    PLOT_NAMES,
+    REFERENCE_CHOICES,
+    REFERENCES,
     SUMMARY_NAME,
     ErrorSource,
     PointResult,
@@ -30,8 +34,11 @@ from experiments.error_sources import (
     error_source,
     format_summary_table,
     make_problem,
+    measure_error_sources,
     measure_point,
+    measure_point_errors,
     preset_table,
+    references_of,
     run_error_sources,
 )
 from photonic.detection import DetectorConfig
@@ -45,7 +52,7 @@ from photonic.hardware import (
 )
 from photonic.insitu import InSituStep, pass_order, run_pass
 from photonic.losses import PowerCrossEntropy
-from photonic.mesh import MeshLayout
+from photonic.mesh import MeshLayout, RealisedMesh
 from photonic.network import AbsActivation, PhotonicNetwork
 from photonic.reference import (
     exact_gradient,
@@ -69,15 +76,28 @@ EXACT = (
 # see.
 PROGRAMMING_MAP = ("heater-gain", "crosstalk")
 SUBSET = (*EXACT, *PROGRAMMING_MAP, "mzi-loss", "phase-noise", "drift")
+# Seeds of the nominal-reference sweep over every source. The coupler splitting error
+# needs the most. Seeds 1 and 4 have small nominal gradients (norm near 1, median near
+# 8), so one draw of the errors can turn them far and the next draw little. They
+# dominate its mean at the two weakest strengths. Over seeds 0 … n − 1 every mean rises
+# strictly for each n from 48 to 160, and at 48 seeds the smallest ratio of consecutive
+# means of any source is 1.34.
+NOMINAL_SEEDS = 48
 
 
-def _column(points: list[PointResult], key: str, level: int, metric: str) -> np.ndarray:
+def _column(
+    points: list[PointResult],
+    key: str,
+    level: int,
+    metric: str,
+    reference: str = "device",
+) -> np.ndarray:
     strength = error_source(key).strengths[level]
     return np.array(
         [
             getattr(p, metric)
             for p in points
-            if p.source == key and p.strength == strength
+            if p.source == key and p.strength == strength and p.reference == reference
         ]
     )
 
@@ -87,21 +107,45 @@ def tiny_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> error_sources.ErrorSourcesResult:
     folder = tmp_path_factory.mktemp("tiny")
-    return run_error_sources(folder, seeds=SEEDS, sources=SUBSET, progress=False)
+    return run_error_sources(
+        folder, seeds=SEEDS, sources=SUBSET, progress=False, reference="both"
+    )
 
 
-def test_tiny_run_writes_csv_summary_and_plot(tiny_run):
+@pytest.fixture(scope="module")
+def nominal_points() -> list[PointResult]:
+    return measure_error_sources(
+        ERROR_SOURCES, NOMINAL_SEEDS, progress=False, references=("nominal",)
+    )
+
+
+def test_tiny_run_writes_csv_summary_and_plots(tiny_run):
     folder = tiny_run.folder
     with (folder / CSV_NAME).open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert len(rows) - 1 == len(SUBSET) * 4 * SEEDS
+    assert len(rows) - 1 == len(REFERENCES) * len(SUBSET) * 4 * SEEDS
+    assert {row[0] for row in rows[1:]} == set(REFERENCES)
     summary = (folder / SUMMARY_NAME).read_text(encoding="utf-8")
     for key in SUBSET:
-        assert summary.count(f"| `{key}` |") == 2
-    image = (folder / PLOT_NAME).read_bytes()
-    assert image.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(image) < 150_000
+        # two error measures for each of the two references
+        assert summary.count(f"| `{key}` |") == 4
+    for reference in REFERENCES:
+        image = (folder / PLOT_NAMES[reference]).read_bytes()
+        assert image.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(image) < 150_000
+
+
+def test_csv_rows_are_grouped_by_reference(tiny_run):
+    with (tiny_run.folder / CSV_NAME).open(encoding="utf-8", newline="") as handle:
+        references = [row[0] for row in list(csv.reader(handle))[1:]]
+    half = len(references) // 2
+    assert references[:half] == ["device"] * half
+    assert references[half:] == ["nominal"] * half
+
+
+def test_device_plot_keeps_its_file_name():
+    assert PLOT_NAMES["device"] == PLOT_NAME
 
 
 def test_mzi_loss_error_increases_over_strengths(tiny_run):
@@ -142,23 +186,63 @@ def test_noisy_source_error_grows(tiny_run, key):
 
 
 def test_same_seeds_give_identical_csv(tiny_run, tmp_path):
-    again = run_error_sources(tmp_path, seeds=SEEDS, sources=SUBSET, progress=False)
+    again = run_error_sources(
+        tmp_path, seeds=SEEDS, sources=SUBSET, progress=False, reference="both"
+    )
     first = (tiny_run.folder / CSV_NAME).read_bytes()
     second = (again.folder / CSV_NAME).read_bytes()
     assert first == second
 
 
-def test_source_rows_do_not_depend_on_other_sources(tiny_run, tmp_path):
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_source_rows_do_not_depend_on_other_sources(tiny_run, tmp_path, reference):
     alone = run_error_sources(
-        tmp_path, seeds=SEEDS, sources=["mzi-loss"], progress=False
+        tmp_path,
+        seeds=SEEDS,
+        sources=["mzi-loss"],
+        progress=False,
+        reference=reference,
     )
-    together = [p for p in tiny_run.points if p.source == "mzi-loss"]
+    together = [
+        p
+        for p in tiny_run.points
+        if p.source == "mzi-loss" and p.reference == reference
+    ]
+    assert alone.references == (reference,)
     assert alone.points == together
 
 
 def test_unknown_source_key_raises():
     with pytest.raises(ValueError, match="'no-such-source' does not exist"):
         run_error_sources("unused", seeds=1, sources=["no-such-source"])
+
+
+def test_unknown_reference_raises(tmp_path):
+    with pytest.raises(ValueError, match="reference 'digital' is unknown"):
+        run_error_sources(tmp_path, seeds=1, sources=["mzi-loss"], reference="digital")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_references_of_both_is_every_reference():
+    assert references_of("both") == REFERENCES
+    assert references_of("nominal") == ("nominal",)
+    assert REFERENCE_CHOICES == ("device", "nominal", "both")
+
+
+def test_measure_point_rejects_unknown_reference():
+    inputs, labels = encoded_moons()
+    problem = make_problem(0, inputs, labels, 4)
+    with pytest.raises(ValueError, match="reference 'both' is unknown"):
+        measure_point(error_source("mzi-loss"), 0, 0, problem, reference="both")
+
+
+def test_measure_point_errors_rejects_repeated_reference():
+    inputs, labels = encoded_moons()
+    problem = make_problem(0, inputs, labels, 4)
+    with pytest.raises(ValueError, match="repeated reference"):
+        measure_point_errors(
+            error_source("mzi-loss"), 0, 0, problem, ("nominal", "nominal")
+        )
 
 
 def test_zero_seeds_raise(tmp_path):
@@ -275,6 +359,60 @@ def test_point_reference_is_programmed_gradient(key):
     assert point[1] > 1e-3
 
 
+@pytest.mark.parametrize("key", [source.key for source in ERROR_SOURCES])
+def test_nominal_error_rises_with_strength(nominal_points, key):
+    means = []
+    for level in range(4):
+        cosine = _column(nominal_points, key, level, "cosine_distance", "nominal")
+        assert cosine.size == NOMINAL_SEEDS
+        means.append(cosine.mean())
+    assert means[0] > 1e-9
+    for weaker, stronger in itertools.pairwise(means):
+        assert stronger > weaker
+
+
+def test_nominal_reference_is_ideal_device_gradient():
+    key, level, seed, batch_size = "coupler-angle", 3, 1, 8
+    problem, network, measured, _ = _measure_directly(key, level, seed, batch_size)
+    masks = network.trainable_masks()
+    layout = MeshLayout.create(N_MODES, "triangular")
+    ideal = [RealisedMesh.ideal(layout, phases) for phases in problem.phases]
+    nominal = exact_gradient(
+        ideal, network.activation, network.loss, problem.x, problem.labels
+    )
+    masked_measured = np.concatenate([g[m] for g, m in zip(measured, masks)])
+    masked_nominal = np.concatenate([g[m] for g, m in zip(nominal.gradients, masks)])
+    expected = gradient_error(masked_measured, masked_nominal)
+
+    errors = measure_point_errors(error_source(key), level, seed, problem)
+
+    assert errors["nominal"] == expected
+    # The coupler errors leave the measurement exact for the realised device.
+    assert abs(errors["device"][0]) < 1e-9
+    assert errors["device"][1] < 1e-9
+    assert errors["nominal"][1] > 1e-3
+
+
+@pytest.mark.parametrize("key", ["phase-noise", "monitor-noise", "drift"])
+def test_nominal_equals_device_without_device_errors(key):
+    # Per-pass noise and drift leave the devices before the first pass ideal, so the
+    # two references are the same gradient.
+    inputs, labels = encoded_moons()
+    problem = make_problem(2, inputs, labels, 8)
+    errors = measure_point_errors(error_source(key), 3, 2, problem)
+    assert errors["nominal"] == errors["device"]
+    assert errors["nominal"][0] > 1e-9
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_measure_point_matches_measure_point_errors(reference):
+    inputs, labels = encoded_moons()
+    problem = make_problem(0, inputs, labels, 8)
+    source = error_source("heater-gain")
+    both = measure_point_errors(source, 2, 0, problem)
+    assert measure_point(source, 2, 0, problem, reference) == both[reference]
+
+
 def test_error_source_keys_are_unique():
     keys = [source.key for source in ERROR_SOURCES]
     assert len(keys) == len(set(keys))
@@ -286,13 +424,27 @@ def test_quantization_strengths_run_from_most_to_fewest_bits():
 
 def test_summary_cell_shows_mean_and_sample_std():
     points = [
-        PointResult("mzi-loss", 0.05, "dB", seed, value, 0.0)
+        PointResult("device", "mzi-loss", 0.05, "dB", seed, value, 0.0)
         for seed, value in enumerate((0.1, 0.3))
     ]
     table = format_summary_table(points)
     # mean 0.2, sample standard deviation 0.1·√2 = 0.141
     assert "| 0.05: 2.0e-01 ± 1e-01 |" in table
     assert table.splitlines()[2].startswith("| `mzi-loss` | MZI insertion loss | dB |")
+
+
+def test_summary_table_of_mixed_references_needs_a_reference():
+    points = [
+        PointResult(reference, "mzi-loss", 0.05, "dB", 0, value, 0.0)
+        for reference, value in zip(REFERENCES, (0.1, 0.3))
+    ]
+    with pytest.raises(ValueError, match="pass reference="):
+        format_summary_table(points)
+    assert "| 0.05: 3.0e-01 ± 0e+00 |" in format_summary_table(
+        points, reference="nominal"
+    )
+    with pytest.raises(ValueError, match="no point has reference 'nominal'"):
+        format_summary_table(points[:1], reference="nominal")
 
 
 def test_cli_error_sources_prints_table_and_writes_folder(tmp_path, capsys):
@@ -309,12 +461,59 @@ def test_cli_error_sources_prints_table_and_writes_folder(tmp_path, capsys):
     )
     assert status == 0
     output = capsys.readouterr().out
-    assert output.startswith("| key | source | unit | strength 1 |")
+    assert output.startswith("gradient error 1 − ĝ·g, device reference:")
+    assert output.count("| key | source | unit | strength 1 |") == 1
     for source in ERROR_SOURCES:
         assert f"| `{source.key}` |" in output
     (folder,) = tmp_path.iterdir()
     for name in (CSV_NAME, SUMMARY_NAME, PLOT_NAME):
         assert (folder / name).is_file()
+    assert not (folder / PLOT_NAMES["nominal"]).exists()
+
+
+def _row_means(table: str, key: str) -> list[float]:
+    """Return the four means of the row of ``key`` in a printed summary table."""
+    row = table.split(f"| `{key}` |")[1].splitlines()[0]
+    cells = [cell.strip() for cell in row.strip(" |").split("|")][2:]
+    return [float(cell.split(": ")[1].split(" ± ")[0]) for cell in cells]
+
+
+def test_cli_reference_both_prints_two_tables(tmp_path, capsys):
+    status = main(
+        [
+            "error-sources",
+            "--seeds",
+            "1",
+            "--reference",
+            "both",
+            "--results-dir",
+            str(tmp_path),
+            "--no-progress",
+            "-q",
+        ]
+    )
+    assert status == 0
+    output = capsys.readouterr().out
+    assert output.count("| key | source | unit | strength 1 |") == 2
+    device_at = output.index("device reference:")
+    nominal_at = output.index("nominal reference:")
+    assert device_at < nominal_at
+    # Coupler errors leave the measurement exact for the device, not for its model.
+    device_means = _row_means(output[device_at:nominal_at], "coupler-angle")
+    nominal_means = _row_means(output[nominal_at:], "coupler-angle")
+    assert max(abs(mean) for mean in device_means) < 1e-9
+    assert min(nominal_means) > 1e-9
+    (folder,) = tmp_path.iterdir()
+    for reference in REFERENCES:
+        assert (folder / PLOT_NAMES[reference]).is_file()
+
+
+def test_cli_rejects_unknown_reference(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["error-sources", "--reference", "ideal", "--results-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'ideal'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_error_sources_rejects_zero_seeds(tmp_path, capsys):
@@ -328,6 +527,13 @@ def test_cli_help_states_default_seeds(capsys):
     with pytest.raises(SystemExit):
         main(["error-sources", "--help"])
     assert f"(default: {DEFAULT_SEEDS})" in capsys.readouterr().out
+
+
+def test_cli_reference_choices_match_module(capsys):
+    with pytest.raises(SystemExit):
+        main(["error-sources", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--reference {" + ",".join(REFERENCE_CHOICES) + "}" in help_text
 
 
 def test_preset_table_has_one_row_per_parameter():

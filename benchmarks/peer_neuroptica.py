@@ -1,0 +1,567 @@
+"""Compare neuroptica's forward pass and in situ gradient with ours on the same mesh.
+
+Both packages get the same rectangular mesh (the same θ, φ and output phases of one ideal
+chip), the same batch of complex inputs and the same complex mean-squared-error targets.
+neuroptica runs in its own virtual environment, in a worker process
+(``benchmarks/neuroptica_worker.py``) that reports its times as JSON lines on stdout.
+Ours runs in this process. The two sides take turns, one repeat each, and the side that
+goes first alternates, so machine noise affects both. Every time is the best of
+``--calls`` calls, every figure is the median over ``--repeats`` repeats, and the
+speed-up is neuroptica's time divided by ours, computed per repeat. BLAS runs on one
+thread in both processes: OPENBLAS_NUM_THREADS, MKL_NUM_THREADS, OMP_NUM_THREADS and
+NUMBA_NUM_THREADS are 1 in both environments, and threadpoolctl also limits ours.
+
+neuroptica's MZI has its external phase on the output arm and ours on the input arm, so
+its mesh is built as the mirror image of ours (see the worker's docstring). The driver
+checks three things before any timing. neuroptica's transfer matrix must be Uᵀ of ours.
+Its outputs must equal our mesh's outputs for light launched into the output ports.
+Its gradient, with every option, must equal −Im(a·b) computed from our fields. The run
+stops if a difference exceeds 1e-9 relative to the largest value.
+
+What is timed:
+    forward pass, outputs only. neuroptica: ``ClementsLayer.forward_pass(X)``, which
+        composes the N×N transfer matrix and multiplies the batch by it. Ours:
+        ``RealisedMesh.forward(x)``, column by column.
+    forward pass, fields at every phase shifter. neuroptica: ``forward_pass`` with
+        ``cache_fields=True``. Ours: ``RealisedMesh.forward(x, record=True)``.
+    adjoint-field gradient. neuroptica: one step of ``InSituAdam.fit`` without the update
+        (forward pass, loss, ``backward_pass``, ``OpticalMesh.compute_gradients`` and the
+        batch mean per component). Ours: ``photonic.reference.exact_gradient``, the same
+        two-pass algorithm.
+    full in situ gradient. neuroptica: the same step. Ours:
+        ``photonic.insitu.measure_gradient``, the three optical passes with monitor
+        powers (forward, adjoint, interference) on a one-layer ``PhotonicNetwork``.
+
+neuroptica's rows use the fastest of its field options (``cache_fields``,
+``use_partial_vectors``) by median. The full-gradient row is repeated with the defaults
+of ``InSituAdam.fit``.
+
+The CI does not run this script, because it needs neuroptica installed from PyPI into
+``benchmarks/.venv-neuroptica``:
+
+    python3 -m venv benchmarks/.venv-neuroptica
+    benchmarks/.venv-neuroptica/bin/pip install neuroptica
+
+Usage:
+    python benchmarks/peer_neuroptica.py            # N = 64, batch 1024, 5 repeats
+    python benchmarks/peer_neuroptica.py --smoke    # N = 8, batch 16, 2 repeats
+"""
+
+from __future__ import annotations
+
+import os
+
+# BLAS and numba read these once, when they load, so they are set before numpy is
+# imported. The worker inherits them.
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+for _variable in THREAD_VARIABLES:
+    os.environ[_variable] = "1"
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from photonic.hardware import Chip, HardwareConfig
+from photonic.insitu import measure_gradient
+from photonic.losses import ComplexMSE
+from photonic.mesh import MeshLayout, RealisedMesh
+from photonic.network import IdentityActivation, PhotonicNetwork
+from photonic.reference import exact_gradient
+
+logger = logging.getLogger(__name__)
+
+BENCHMARKS = Path(__file__).resolve().parent
+DEFAULT_VENV = BENCHMARKS / ".venv-neuroptica"
+WORKER = BENCHMARKS / "neuroptica_worker.py"
+
+# Relative agreement required between neuroptica and our mesh before timing.
+AGREEMENT_TOLERANCE = 1e-9
+# Required speed-up of our full in situ gradient over neuroptica's fastest option.
+GRADIENT_TARGET = 50.0
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """Size and repetition of one comparison run.
+
+    Attributes:
+        modes: number of modes N of the rectangular mesh.
+        batch: number of input vectors propagated at once.
+        repeats: number of repeats. Every figure is the median over them.
+        calls: calls of every operation per repeat. A repeat keeps the shortest.
+        seed: seed of the chip's phases, the inputs and the targets.
+    """
+
+    modes: int = 64
+    batch: int = 1024
+    repeats: int = 5
+    calls: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        minimum = {"modes": 2, "batch": 1, "repeats": 1, "calls": 1, "seed": 0}
+        for name, lowest in minimum.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ValueError(
+                    f"{name} {value!r} is invalid; it must be an integer >= {lowest}"
+                )
+
+
+FULL_RUN = PeerConfig()
+SMOKE_RUN = PeerConfig(modes=8, batch=16, repeats=2, calls=1)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The mesh, network and data that both packages receive."""
+
+    network: PhotonicNetwork
+    device: RealisedMesh
+    x: np.ndarray
+    targets: np.ndarray
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: an operation, the keys of its times, neuroptica's option."""
+
+    operation: str
+    theirs: str
+    ours: str
+    option: str | None = None
+
+
+ROWS = (
+    Row("forward pass, outputs only", "forward", "forward"),
+    Row("forward pass, fields at every shifter", "forward_fields", "forward_fields"),
+    Row("adjoint-field gradient (2 passes)", "gradient", "exact_gradient"),
+    Row("full in situ gradient (3 passes)", "gradient", "measured_gradient"),
+    Row(
+        "full in situ gradient (3 passes)",
+        "gradient",
+        "measured_gradient",
+        option="cache_fields=False, use_partial_vectors=False",
+    ),
+)
+TARGET_ROW = 3
+
+
+def build_problem(config: PeerConfig) -> Problem:
+    """Build an ideal rectangular chip with random phases, a batch and targets."""
+    chip_seed, data_seed = np.random.SeedSequence(config.seed).spawn(2)
+    layout = MeshLayout.create(config.modes, "rectangular")
+    chip = Chip(layout, HardwareConfig(), seed=chip_seed)
+    network = PhotonicNetwork([chip], IdentityActivation(), ComplexMSE())
+    rng = np.random.default_rng(data_seed)
+    shape = (config.batch, config.modes)
+    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    targets = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return Problem(network=network, device=chip.device(), x=x, targets=targets)
+
+
+def write_problem(problem: Problem, path: Path) -> None:
+    """Save the phases (θ, φ, ψ in rad), MZI positions, inputs and targets for the worker."""
+    layout = problem.device.layout
+    theta, phi, psi = layout.split_phases(problem.device.phases)
+    np.savez(
+        path,
+        n_modes=layout.n_modes,
+        theta=theta,
+        phi=phi,
+        psi=psi,
+        column_lengths=np.array([len(column) for column in layout.columns]),
+        top_modes=layout.mzi_top_modes,
+        x=problem.x,
+        targets=problem.targets,
+    )
+
+
+def mirrored_reference(problem: Problem) -> dict[str, np.ndarray]:
+    """Compute, with our mesh, what neuroptica's mirrored mesh must return.
+
+    neuroptica's mesh is ours with light launched into the output ports. Its outputs are
+    therefore ``x @ U``. Its gradient of the mean ½|y − t|² is −Im(a·b) summed over
+    the batch, with a the field of x travelling backward through our mesh and b the field
+    of the adjoint source conj(y − t)/batch travelling forward. Both fields are taken at
+    the same point of every phase shifter.
+    """
+    device = problem.device
+    outputs, backward_fields = device.backward(problem.x, record=True)
+    _, delta = ComplexMSE().value_and_adjoint(outputs, problem.targets)
+    _, forward_fields = device.forward(delta, record=True)
+    gradient = -np.imag(
+        np.sum(backward_fields.stacked() * forward_fields.stacked(), axis=0)
+    )
+    return {
+        "transfer_matrix": device.matrix().T,
+        "outputs": outputs,
+        "gradient": gradient,
+    }
+
+
+def check_agreement(problem: Problem, check_path: Path) -> dict[str, float]:
+    """Compare neuroptica's saved results with ours and return the max |difference| of each.
+
+    Raises:
+        RuntimeError: if a difference exceeds ``AGREEMENT_TOLERANCE`` times the largest
+            value of the quantity, which means the two meshes differ.
+    """
+    expected = mirrored_reference(problem)
+    with np.load(check_path) as saved:
+        neuroptica = {name: saved[name] for name in saved.files}
+
+    pairs = {
+        "transfer matrix": ("transfer_matrix", "transfer_matrix"),
+        "outputs": ("outputs", "outputs"),
+    }
+    for index, option in enumerate(neuroptica["gradient_options"]):
+        pairs[f"gradient ({option})"] = (f"gradient_{index}", "gradient")
+
+    differences = {}
+    for label, (theirs, ours) in pairs.items():
+        difference = float(np.max(np.abs(neuroptica[theirs] - expected[ours])))
+        scale = float(np.max(np.abs(expected[ours])))
+        if difference > AGREEMENT_TOLERANCE * max(scale, 1e-300):
+            raise RuntimeError(
+                f"neuroptica's {label} differs from ours by {difference:.3e} "
+                f"(largest value {scale:.3e}); the meshes do not match, so the "
+                "timings would compare different devices"
+            )
+        differences[label] = difference
+    return differences
+
+
+def thread_environment() -> dict[str, str]:
+    """Return the worker's environment: ours with one thread and no PYTHONPATH."""
+    environment = dict(os.environ)
+    for variable in THREAD_VARIABLES:
+        environment[variable] = "1"
+    environment.pop("PYTHONPATH", None)
+    environment.pop("PYTHONHOME", None)
+    return environment
+
+
+def neuroptica_python(venv: Path) -> Path:
+    """Return the Python interpreter of neuroptica's virtual environment.
+
+    Raises:
+        SystemExit: if the virtual environment is missing, with the command that
+            creates it.
+    """
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(
+            f"neuroptica's virtual environment is missing: {python} not found. "
+            f"Create it with:\n  python3 -m venv {venv} && "
+            f"{venv}/bin/pip install neuroptica"
+        )
+    return python
+
+
+class NeuropticaWorker:
+    """neuroptica's worker process, started with its virtual environment's Python.
+
+    Args:
+        venv: neuroptica's virtual environment.
+        problem_path: problem file written by ``write_problem``.
+        check_path: file the worker writes its results to, for ``check_agreement``.
+        log_path: file that receives the worker's stderr.
+
+    Raises:
+        SystemExit: if the virtual environment is missing.
+    """
+
+    def __init__(
+        self, venv: Path, problem_path: Path, check_path: Path, log_path: Path
+    ) -> None:
+        python = neuroptica_python(venv)
+        self.venv = venv
+        self.log_path = log_path
+        # The child process keeps its own copy of the log's file descriptor.
+        with open(log_path, "w", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [str(python), str(WORKER), str(problem_path), str(check_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=thread_environment(),
+            )
+        ready = self._receive()
+        self.environment: dict[str, str] = ready["environment"]
+
+    def _receive(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            log = self.log_path.read_text(encoding="utf-8").strip()
+            raise RuntimeError(
+                f"neuroptica worker exited with code {code}. Its stderr:\n{log}\n"
+                f"If neuroptica is not installed, run: {self.venv}/bin/pip install "
+                "neuroptica"
+            )
+        message = json.loads(line)
+        if "error" in message:
+            raise RuntimeError(f"neuroptica worker failed: {message['error']}")
+        return message
+
+    def time_operations(self, calls: int) -> dict[str, dict[str, float]]:
+        """Time neuroptica's operations in the worker; return s by operation, option."""
+        self.process.stdin.write(f"time {calls}\n")
+        self.process.stdin.flush()
+        return self._receive()
+
+    def close(self) -> None:
+        """End the worker by closing its input, and wait for it."""
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def best_time(function: Callable[[], object], calls: int) -> float:
+    """Return the shortest wall time in s of ``calls`` calls of ``function``."""
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def time_ours(problem: Problem, calls: int) -> dict[str, float]:
+    """Time our operations, best of ``calls`` calls each, in s."""
+    device, network = problem.device, problem.network
+    x, targets = problem.x, problem.targets
+    return {
+        "forward": best_time(lambda: device.forward(x), calls),
+        "forward_fields": best_time(lambda: device.forward(x, record=True), calls),
+        "exact_gradient": best_time(
+            lambda: exact_gradient(
+                [device], network.activation, network.loss, x, targets
+            ),
+            calls,
+        ),
+        "measured_gradient": best_time(
+            lambda: measure_gradient(network, x, targets), calls
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """Medians over the repeats of one report line; times in s."""
+
+    row: Row
+    option: str
+    theirs: float
+    ours: float
+    speed_up: float
+
+
+def summarise(
+    theirs_runs: list[dict[str, dict[str, float]]],
+    ours_runs: list[dict[str, float]],
+) -> list[RowResult]:
+    """Reduce the repeats to medians, picking neuroptica's fastest option per row."""
+    results = []
+    for row in ROWS:
+        options = theirs_runs[0][row.theirs]
+        option = row.option
+        if option is None:
+            option = min(
+                options,
+                key=lambda name: statistics.median(
+                    run[row.theirs][name] for run in theirs_runs
+                ),
+            )
+        theirs = [run[row.theirs][option] for run in theirs_runs]
+        ours = [run[row.ours] for run in ours_runs]
+        results.append(
+            RowResult(
+                row=row,
+                option=option,
+                theirs=statistics.median(theirs),
+                ours=statistics.median(ours),
+                speed_up=statistics.median(t / o for t, o in zip(theirs, ours)),
+            )
+        )
+    return results
+
+
+def machine_description() -> str:
+    """Return the CPU model and the number of logical cores of this machine."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} logical cores"
+
+
+def our_environment() -> str:
+    """Describe Python, numpy and BLAS in this process, with BLAS's current thread count."""
+    blas = [
+        f"{info.get('internal_api')} {info.get('version')} "
+        f"({info.get('num_threads')} thread)"
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    return (
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"BLAS {', '.join(blas)}"
+    )
+
+
+def print_report(
+    config: PeerConfig,
+    environment: str,
+    worker_environment: dict[str, str],
+    differences: dict[str, float],
+    results: list[RowResult],
+) -> None:
+    """Print the set-up, the agreement check, the table and the verdict on the target."""
+    print(
+        f"N = {config.modes}, batch {config.batch}, complex128, ideal rectangular mesh; "
+        f"median of {config.repeats} repeats, each the best of {config.calls} calls"
+    )
+    print(f"machine: {machine_description()}")
+    print(f"ours: {environment}")
+    theirs = ", ".join(f"{name} {value}" for name, value in worker_environment.items())
+    print(f"neuroptica: {theirs}")
+    print("agreement of neuroptica's mirrored mesh with ours (max |difference|):")
+    for label, difference in differences.items():
+        print(f"  {label}: {difference:.2e}")
+    print()
+    print(
+        f"{'operation':40} {'neuroptica (ms)':>16} {'ours (ms)':>10} "
+        f"{'speed-up':>9}  neuroptica option"
+    )
+    for result in results:
+        print(
+            f"{result.row.operation:40} {result.theirs * 1e3:16.2f} "
+            f"{result.ours * 1e3:10.2f} {result.speed_up:9.2f}  {result.option}"
+        )
+    target = results[TARGET_ROW]
+    verdict = "met" if target.speed_up >= GRADIENT_TARGET else "NOT met"
+    print()
+    print(
+        f"target: full in situ gradient >= {GRADIENT_TARGET:g}x faster than "
+        f"neuroptica's fastest option: {verdict} (speed-up {target.speed_up:.2f})"
+    )
+
+
+def run(config: PeerConfig, venv: Path) -> None:
+    """Check both meshes against each other, time both packages in turn, and report."""
+    neuroptica_python(venv)
+    problem = build_problem(config)
+    with tempfile.TemporaryDirectory(prefix="peer-neuroptica-") as folder:
+        folder_path = Path(folder)
+        problem_path = folder_path / "problem.npz"
+        check_path = folder_path / "check.npz"
+        write_problem(problem, problem_path)
+        logger.info("starting neuroptica's worker in %s", venv)
+        with NeuropticaWorker(
+            venv, problem_path, check_path, folder_path / "worker.log"
+        ) as worker:
+            differences = check_agreement(problem, check_path)
+            theirs_runs, ours_runs = [], []
+            with threadpool_limits(limits=1, user_api="blas"):
+                for repeat in range(config.repeats):
+                    if repeat % 2 == 0:
+                        theirs_runs.append(worker.time_operations(config.calls))
+                        ours_runs.append(time_ours(problem, config.calls))
+                    else:
+                        ours_runs.append(time_ours(problem, config.calls))
+                        theirs_runs.append(worker.time_operations(config.calls))
+                    logger.info("repeat %d of %d done", repeat + 1, config.repeats)
+                environment = our_environment()
+    print_report(
+        config,
+        environment,
+        worker.environment,
+        differences,
+        summarise(theirs_runs, ours_runs),
+    )
+
+
+def parse_config(argv: list[str] | None = None) -> tuple[PeerConfig, Path]:
+    """Read the command line. ``--smoke`` changes the defaults of the other options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+    parser.add_argument("--modes", type=int, help="number of modes N (default 64)")
+    parser.add_argument("--batch", type=int, help="batch size (default 1024)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="number of repeats, whose median is reported (default 5)",
+    )
+    parser.add_argument(
+        "--calls",
+        type=int,
+        help="calls of each operation per repeat; the shortest is kept (default 3)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of phases and data")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run a tiny case: N = 8, batch 16, 2 repeats, 1 call, unless set explicitly",
+    )
+    parser.add_argument(
+        "--neuroptica-venv",
+        type=Path,
+        default=DEFAULT_VENV,
+        help=f"virtual environment with neuroptica installed (default {DEFAULT_VENV})",
+    )
+    args = parser.parse_args(argv)
+
+    defaults = SMOKE_RUN if args.smoke else FULL_RUN
+    values = {}
+    for name in ("modes", "batch", "repeats", "calls"):
+        given = getattr(args, name)
+        values[name] = getattr(defaults, name) if given is None else given
+
+    try:
+        config = PeerConfig(seed=args.seed, **values)
+    except ValueError as error:
+        parser.error(str(error))
+    return config, args.neuroptica_venv
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    config, venv = parse_config(argv)
+    try:
+        run(config, venv)
+    except RuntimeError as error:
+        raise SystemExit(f"error: {error}") from error
+
+
+if __name__ == "__main__":
+    main()
