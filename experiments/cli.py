@@ -66,6 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="hide the progress bar"
     )
     _add_error_sources_parser(commands, logging_options)
+    _add_schedule_parser(commands, logging_options)
     return parser
 
 
@@ -105,6 +106,31 @@ def _add_error_sources_parser(
     )
 
 
+def _add_schedule_parser(
+    commands: argparse._SubParsersAction, logging_options: argparse.ArgumentParser
+) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        parents=[logging_options],
+        help="compare time, energy and gradient error of the gradient methods",
+        description="Simulate training steps of in situ backpropagation, finite "
+        "differences and the hybrid method on the time-multiplexed and pipelined "
+        "architectures, print the time and energy breakdown and write the plots to "
+        "a results folder.",
+    )
+    schedule.add_argument(
+        "config",
+        nargs="?",
+        help="TOML schedule config; the defaults (N = 64, 2 layers, thermo-optic "
+        "chip) if omitted",
+    )
+    schedule.add_argument(
+        "--results-dir",
+        default="results",
+        help="folder that receives the run folder (default: results)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _build_parser().parse_args(argv)
@@ -122,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args)
     if args.command == "error-sources":
         return _error_sources(args)
+    if args.command == "schedule":
+        return _schedule(args)
     return 2
 
 
@@ -161,6 +189,30 @@ def _error_sources(args: argparse.Namespace) -> int:
         print(format_summary_table(result.points, reference=reference))
         print()
     print(f"results written to {result.folder}")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from experiments.schedule import (
+        format_schedule_summary,
+        load_schedule_config,
+        run_schedule,
+    )
+
+    try:
+        config = load_schedule_config(args.config)
+        run = run_schedule(config, args.results_dir, args.config)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"photonic-backprop: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(
+            f"photonic-backprop: error: cannot write the results folder under "
+            f"{args.results_dir!r}: {error}",
+            file=sys.stderr,
+        )
+        return 2
+    print(format_schedule_summary(run.summary))
     return 0
 
 

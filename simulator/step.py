@@ -70,6 +70,7 @@ from typing import Any
 import simpy
 from simpy.core import Infinity
 
+from simulator.engine import BusyInterval
 from simulator.timing import TimingConfig
 
 __all__ = [
@@ -148,25 +149,6 @@ class StepShape:
     def n_phases(self) -> int:
         """Number of phase shifters in all layers."""
         return self.n_layers * self.phases_per_layer
-
-
-@dataclass(frozen=True)
-class BusyInterval:
-    """A time span during which one resource was held by one activity.
-
-    ``layer`` is 0-based, or None for an activity that spans all layers.
-    """
-
-    resource: str
-    activity: str
-    layer: int | None
-    start_ps: int
-    end_ps: int
-
-    @property
-    def duration_ps(self) -> int:
-        """Length of the interval, ps."""
-        return self.end_ps - self.start_ps
 
 
 @dataclass
