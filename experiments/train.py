@@ -192,6 +192,7 @@ class Trainer:
         self.simulated_time_s = 0.0
         self.energy_j = 0.0
         self.example_report: StepReport | None = None
+        self._schedules: dict[int, tuple[StepReport, list[tuple[str, int, int]]]] = {}
 
     def train_step(self, x: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Measure one gradient on the chip at the times the schedule gives, then update."""
@@ -199,18 +200,29 @@ class Trainer:
             self.network, x, labels, self.config.training.optical_loss_correction
         )
         start_s = self.simulated_time_s
+        cached = self._schedules.get(len(x))
+        if cached is None:
+            # The schedule of a step depends only on the timing config and the batch size,
+            # so it is simulated once per batch size and its pass times are replayed after.
+            pass_times: list[tuple[str, int, int]] = []
 
-        def on_pass(kind: str, layer: int, time_ps: int) -> None:
-            run_pass(step, kind, layer, start_s + time_ps * 1e-12)
+            def on_pass(kind: str, layer: int, time_ps: int) -> None:
+                pass_times.append((kind, layer, time_ps))
+                run_pass(step, kind, layer, start_s + time_ps * 1e-12)
 
-        report = simulate_training_step(
-            self.config.timing,
-            n_layers=self.network.n_layers,
-            n_modes=self.network.n_modes,
-            batch_size=len(x),
-            phases_per_layer=self.network.chips[0].n_phases,
-            on_pass=on_pass,
-        )
+            report = simulate_training_step(
+                self.config.timing,
+                n_layers=self.network.n_layers,
+                n_modes=self.network.n_modes,
+                batch_size=len(x),
+                phases_per_layer=self.network.chips[0].n_phases,
+                on_pass=on_pass,
+            )
+            self._schedules[len(x)] = (report, pass_times)
+        else:
+            report, pass_times = cached
+            for kind, layer, time_ps in pass_times:
+                run_pass(step, kind, layer, start_s + time_ps * 1e-12)
         measured = step.result()
         if self.example_report is None:
             self.example_report = report
