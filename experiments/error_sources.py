@@ -1087,6 +1087,10 @@ _PARAMETER_NOTES: dict[str, tuple[str, str]] = {
     "programming.v_max": ("V", "none means √2·V_π, which reaches 2π"),
     "programming.rounding": ("—", _NO_SOURCE),
     "programming.crosstalk": ("1", f"nearest neighbour: {_L2IGHT}"),
+    "programming.settling_time_constant_s": (
+        "s",
+        "1.22 µs = 1/(2π·130 kHz), the 3-dB bandwidth of Harris et al., Opt. Express 2014",
+    ),
     "drift.model": ("—", "estimate"),
     "drift.std": ("rad (Ornstein–Uhlenbeck) or rad/√s (random walk)", "estimate"),
     "drift.correlation_time_s": ("s", "estimate"),

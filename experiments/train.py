@@ -249,7 +249,17 @@ class Trainer:
         gradients = [g * mask for g, mask in zip(measured.gradients, self.masks)]
         phases = self.network.get_phases()
         self.optimizer.step(phases, gradients)
-        self.network.set_phases(phases)
+        # Each layer's new phases start settling when the schedule starts its settle
+        # interval, so the next step's passes see whatever lag remains.
+        settle_starts = {
+            interval.layer: interval.start_ps
+            for interval in report.intervals
+            if interval.activity == "settle"
+        }
+        for layer, (chip, value) in enumerate(zip(self.network.chips, phases)):
+            settle_ps = settle_starts.get(layer)
+            time_s = None if settle_ps is None else start_s + settle_ps * 1e-12
+            chip.program(value, time_s)
         self.step_count += 1
         return record
 

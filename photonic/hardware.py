@@ -154,6 +154,10 @@ class Programming:
             high on average by γ·ΔV²·p(1 − p) ≤ γ·ΔV²/4 (about 2e-5 rad at 8 bits).
         crosstalk: thermal crosstalk coefficient c in [0, 1): each shifter gains c times the
             phase of each side-by-side shifter.
+        settling_time_constant_s: time constant τ of the shifters' first-order response to
+            a new setting, in s; a pass at time t after programming sees the residual
+            (φ_new − φ_old)·e^{−t/τ}. 0 settles at once. Only ``Chip.program`` with a time
+            starts a settling transient.
     """
 
     phase_bits: int | None = None
@@ -162,6 +166,7 @@ class Programming:
     v_max: float | None = None
     rounding: str = "nearest"
     crosstalk: float = 0.0
+    settling_time_constant_s: float = 0.0
 
     def __post_init__(self) -> None:
         bits = self.phase_bits
@@ -186,6 +191,12 @@ class Programming:
             _check_range("programming", "v_max", self.v_max, 0.0, low_open=True)
         _check_range(
             "programming", "crosstalk", self.crosstalk, 0.0, 1.0, high_open=True
+        )
+        _check_range(
+            "programming",
+            "settling_time_constant_s",
+            self.settling_time_constant_s,
+            0.0,
         )
 
     @property
@@ -402,7 +413,8 @@ HARDWARE_PRESETS: dict[str, HardwareConfig] = {
     ),
     # A silicon chip with thermo-optic shifters: φ = γV² with V_π = 4.36 V on an 8-bit
     # voltage DAC, heater gain spread 0.002 and nearest-neighbour crosstalk 0.005 (L2ight /
-    # pytorch-onn defaults), 0.23 dB loss per MZI (Harris et al., Opt. Express 2014),
+    # pytorch-onn defaults), 0.23 dB loss per MZI and a thermal time constant of 1.22 µs
+    # from the 130 kHz bandwidth (Harris et al., Opt. Express 2014),
     # 4 % coupler ratio spread (fabricated splitters: 2–6 %), on-chip germanium monitors
     # with shot and amplifier noise and a 10-bit ADC (estimates).
     "thermo-optic-si": HardwareConfig(
@@ -416,7 +428,11 @@ HARDWARE_PRESETS: dict[str, HardwareConfig] = {
             heater_gain_std=0.002,
         ),
         programming=Programming(
-            phase_bits=8, domain="voltage", v_pi=4.36, crosstalk=0.005
+            phase_bits=8,
+            domain="voltage",
+            v_pi=4.36,
+            crosstalk=0.005,
+            settling_time_constant_s=1.22e-6,
         ),
         drift=Drift(model="ornstein-uhlenbeck", std=0.005, correlation_time_s=10.0),
         **_all_passes(
@@ -518,6 +534,7 @@ class Chip:
             drift.correlation_time_s,
             np.random.default_rng(drift_seq),
         )
+        self._settling_from: tuple[np.ndarray, float] | None = None
         if phases is None:
             phases = initial_phases(
                 initialization, layout, np.random.default_rng(init_seq)
@@ -629,6 +646,32 @@ class Chip:
         coupled = apply_crosstalk(applied_gradient, self._neighbours, crosstalk)
         return self.heater_gain * coupled
 
+    def program(self, phases: np.ndarray, time_s: float | None = None) -> None:
+        """Program new phases at simulated time ``time_s`` (s).
+
+        With a settling time constant, passes after ``time_s`` see the shifters still
+        moving from their previous applied phases. Without a time, the new phases apply at
+        once, as setting ``phases`` does.
+        """
+        previous = self._applied
+        self.phases = phases
+        if (
+            time_s is not None
+            and self.hardware.programming.settling_time_constant_s > 0
+        ):
+            self._settling_from = (previous, float(time_s))
+        else:
+            self._settling_from = None
+
+    def settling_residual(self, time_s: float | None) -> np.ndarray | float:
+        """Phase lag in rad of every shifter at ``time_s`` behind its programmed value."""
+        tau = self.hardware.programming.settling_time_constant_s
+        if self._settling_from is None or time_s is None or tau == 0:
+            return 0.0
+        previous, programmed_at = self._settling_from
+        elapsed = max(time_s - programmed_at, 0.0)
+        return (self._applied - previous) * math.exp(-elapsed / tau)
+
     def applied_phases(self) -> np.ndarray:
         """Phases the shifters apply now, without per-pass noise: programmed, plus drift."""
         return self._applied + self.drift.offsets
@@ -654,13 +697,14 @@ class Chip:
 
         Args:
             pass_name: forward, adjoint or interference.
-            time_s: simulated time of the pass in s; drift is advanced to it. None keeps the
-                drift where it is.
+            time_s: simulated time of the pass in s; drift is advanced to it, and shifters
+                programmed shortly before still lag (see ``program``). None keeps the drift
+                where it is and takes the shifters as settled.
         """
         errors = self.hardware.pass_errors(pass_name)
         if time_s is not None:
             self.drift.advance(time_s)
-        phases = self.applied_phases()
+        phases = self.applied_phases() - self.settling_residual(time_s)
         if errors.phase_noise_std > 0:
             phases = phases + errors.phase_noise_std * self.noise_rng.standard_normal(
                 phases.shape
