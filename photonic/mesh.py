@@ -13,11 +13,15 @@ reciprocity it sees Uᵀ: ``backward(y)`` returns ``y @ U``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from photonic.mzi import QUARTER_PI
+
+if TYPE_CHECKING:
+    from photonic.sweep import MeshSweep
 
 Topology = Literal["rectangular", "triangular"]
 TOPOLOGIES: tuple[str, ...] = ("rectangular", "triangular")
@@ -362,3 +366,23 @@ class RealisedMesh:
         """Compute the realised N×N transfer matrix U (output = U · input)."""
         out, _ = self.forward(np.eye(self.layout.n_modes))
         return out.T
+
+    @cached_property
+    def sweep(self) -> MeshSweep:
+        """Batch sums over this device (``photonic.sweep.MeshSweep``), built on first use.
+
+        Kept with the instance because the device is frozen. Writing into the arrays of
+        the device afterwards leaves it stale.
+        """
+        # photonic.sweep imports this module, so import it when first needed.
+        from photonic.sweep import MeshSweep
+
+        return MeshSweep(self)
+
+    @property
+    def transfer_matrix(self) -> np.ndarray:
+        """Realised transfer matrix U, composed once per instance and read-only.
+
+        Equal to ``matrix()`` to rounding, and cheaper: one product per layer of cells.
+        """
+        return self.sweep.matrix()

@@ -1,0 +1,1340 @@
+"""Batch sums over one realised mesh, computed without the per-sample fields.
+
+The gradient and the monitor powers of in situ backpropagation are sums over the batch,
+and each is a quadratic form in the fields at one phase shifter. Write the mesh as
+U = G_p · F_p, with F_p mapping the inputs to the plane p of a shifter and G_p mapping
+that plane to the outputs. With inputs x_b, adjoint sources δ_b launched into the outputs
+and weights w_b:
+
+- exact gradient (as in ``photonic.reference``): the forward field is a = F_p x and the
+  adjoint field b = G_pᵀ δ, so Σ_b a_k·b_k = [F_p M G_p]_kk with M = Xᵀ Δ. Because
+  G_p = U F_p⁻¹, the matrix S_p = F_p (M U) F_p⁻¹ moves from plane to plane as S ← B S B⁻¹.
+- forward monitor powers: Σ_b w_b |a_k|² = [F_p Q F_pᴴ]_kk with Q = Xᵀ diag(w) X̄, which
+  moves as Q ← B Q Bᴴ and needs no inverse.
+- adjoint monitor powers: Σ_b w_b |b_k|² = [G_pᵀ R Ḡ_p]_kk with R = Δᵀ diag(w) Δ̄, swept
+  from the outputs back to the inputs as R ← Bᵀ R B̄.
+
+Each sum costs one N×N Gram product over the batch and O(depth·N²) work on N×N matrices.
+The recorded fields cost O(batch·N²) memory and time instead.
+
+The 2×2 blocks are grouped into cells. With b = ``cell_columns``, the MZI sites at column
+c = b·ℓ + α + β and top mode k = b·q + α − β (0 <= α, β < b, q ≡ ℓ mod 2) act only on
+the 2b modes b·q − b + 1 .. b·q + b. The cells of one ℓ act on disjoint modes, after the
+cells of ℓ − 1, so every layer ℓ is block diagonal with 2b×2b blocks and one matrix
+product advances a sweep by b columns. The value at a shifter inside a cell follows from
+the cell's 2b×2b diagonal block of the swept matrix, carried through the cell's own
+columns. Sites without an MZI apply the propagation loss of idle waveguides.
+
+Monitor noise is drawn for the batch sum directly when each reading is Gaussian with a
+variance affine in the power, c0 + c1·P. That covers shot noise, amplifier noise and the
+model of ``DetectorConfig.pai2023``, without an ADC. Then Σ_b w_b·(P_b + σ(P_b)·n_b) has
+the distribution of Σ_b w_b P_b + sqrt(c0·Σ w_b² + c1·Σ w_b² P_b)·n, one normal draw per
+monitor. An ADC quantizes every reading on its own, so readings through an ADC are drawn
+sample by sample from the recorded fields.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.linalg import blas
+
+from photonic.detection import DetectorConfig, detect, noise_std
+from photonic.mesh import MeshLayout, RealisedMesh
+
+logger = logging.getLogger(__name__)
+
+DIRECTIONS = ("forward", "adjoint")
+"""Directions of a pass: light launched into the input ports or into the output ports."""
+
+SWEEP_DTYPES: tuple[type, ...] = (np.complex128, np.complex64)
+"""Complex types the sweeps compute in."""
+
+DEFAULT_CELL_COLUMNS = 4
+"""MZI columns that one layer of cells advances; the cells span 8 modes."""
+
+EXACT_RESIDUAL_TOLERANCE = {np.dtype(np.complex128): 1e-9, np.dtype(np.complex64): 1e-4}
+"""Largest accepted relative residual of the exact gradient sweep, by dtype.
+
+The sweep multiplies by the inverse of every cell, so lossy blocks amplify its rounding
+errors. After the last layer the swept matrix must equal P_ψ⁻¹·(U M)·P_ψ, with P_ψ the
+output phases. When their relative Frobenius distance exceeds this tolerance, the exact
+gradient is computed from recorded fields instead. The tolerances lie about 10^7 and 10^3
+times above the unit roundoff of the two types, so only grown errors exceed them.
+"""
+
+
+def _check_dtype(dtype: object) -> np.dtype:
+    resolved = np.dtype(dtype)
+    if resolved not in [np.dtype(t) for t in SWEEP_DTYPES]:
+        raise ValueError(
+            f"sweep dtype {resolved} is unsupported; use complex128 or complex64"
+        )
+    return resolved
+
+
+def _check_fields(fields: np.ndarray, n_modes: int, name: str) -> np.ndarray:
+    """Return ``fields`` as a 2-D array ``(batch, n_modes)``, raising on shape or NaN."""
+    fields = np.asarray(fields)
+    if fields.ndim == 1:
+        fields = fields[None, :]
+    if fields.ndim != 2 or fields.shape[1] != n_modes:
+        raise ValueError(
+            f"{name} has shape {fields.shape}; expected (batch, {n_modes}) or "
+            f"({n_modes},)"
+        )
+    # A finite sum proves every entry finite. Only a non-finite sum needs the full check,
+    # which separates an overflowing sum from a NaN or infinite entry.
+    if not np.isfinite(np.sum(fields)) and not np.all(np.isfinite(fields)):
+        raise ValueError(f"{name} contains NaN or infinity; every entry must be finite")
+    return fields
+
+
+def _check_weights(weights: np.ndarray | None, batch: int) -> np.ndarray:
+    """Return per-sample weights as a float array ``(batch,)``, all ones for None."""
+    if weights is None:
+        return np.ones(batch)
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != (batch,):
+        raise ValueError(
+            f"weights have shape {weights.shape}; expected ({batch},), one per sample"
+        )
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights contain NaN or infinity; every weight must be finite")
+    return weights
+
+
+def _batch_product(
+    first: np.ndarray, second: np.ndarray, dtype: np.dtype, conjugate: bool
+) -> np.ndarray:
+    """Compute Σ_b first_b ⊗ second_b = Fᵀ·S, or Fᵀ·S̄ with ``conjugate`` (N×N).
+
+    Calls BLAS gemm with the transposes as flags, which avoids the copy that
+    ``first.T @ second.conj()`` makes for the conjugate.
+    """
+    gemm = blas.zgemm if dtype == np.dtype(np.complex128) else blas.cgemm
+    first = np.ascontiguousarray(first, dtype=dtype)
+    second = np.ascontiguousarray(second, dtype=dtype)
+    return gemm(1.0, first.T, second.T, trans_b=2 if conjugate else 1)
+
+
+def _gram(fields: np.ndarray, weights: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Compute the Gram matrix Σ_b w_b · f_b f_bᴴ = Fᵀ diag(w) F̄ for real or complex w."""
+    fields = np.ascontiguousarray(fields, dtype=dtype)
+    weighted = fields * weights.astype(dtype)[:, None]
+    return _batch_product(weighted, fields, dtype, conjugate=True)
+
+
+# ----------------------------------------------------------------------------------------
+# Blocks are stored with the cell index last, (2, 2, ..., n) or (w, w, n), so that the
+# elementwise numpy operations that build them run over long contiguous arrays.
+
+
+def _unit_phasor(phases: np.ndarray) -> np.ndarray:
+    """Return e^{i·phase}, computed from cos and sin (faster than a complex exp)."""
+    phasor = np.empty(np.shape(phases), dtype=np.complex128)
+    # Assigning the parts is several times faster than np.cos(..., out=phasor.real).
+    phasor.real = np.cos(phases)
+    phasor.imag = np.sin(phases)
+    return phasor
+
+
+def _inverse_2x2(block: np.ndarray) -> np.ndarray:
+    det = block[0, 0] * block[1, 1] - block[0, 1] * block[1, 0]
+    inverse = np.empty_like(block)
+    inverse[0, 0] = block[1, 1] / det
+    inverse[0, 1] = -block[0, 1] / det
+    inverse[1, 0] = -block[1, 0] / det
+    inverse[1, 1] = block[0, 0] / det
+    return inverse
+
+
+def _pair_weights(row: list[np.ndarray], column: list[np.ndarray]) -> np.ndarray:
+    """Return the weights (4, ...) of X00, X01, X10, X11 in Σ_ij row_i X_ij column_j."""
+    return np.stack([row[i] * column[j] for i in (0, 1) for j in (0, 1)])
+
+
+def _identity_stack(shape: tuple[int, ...], width: int) -> np.ndarray:
+    """Return identity matrices of size ``width``, stored as (..., width, width, n)."""
+    stack = np.zeros((*shape[:-1], width, width, shape[-1]), dtype=np.complex128)
+    for i in range(width):
+        stack[..., i, i, :] = 1.0
+    return stack
+
+
+def _mix_rows(matrices: np.ndarray, blocks: np.ndarray, first: int, pairs: int) -> None:
+    """Replace rows (first + 2p, first + 2p + 1) of ``matrices`` (..., w, w, n), for
+    p < ``pairs``, by the 2×2 ``blocks`` (..., 2, 2, pairs, n) times those rows."""
+    *lead, width, _, count = matrices.shape
+    rows = matrices[..., first : first + 2 * pairs, :, :].reshape(
+        *lead, pairs, 2, width, count
+    )
+    upper = rows[..., 0, :, :].copy()
+    coefficient = blocks[..., None, :]
+    rows[..., 0, :, :] *= coefficient[..., 0, 0, :, :, :]
+    rows[..., 0, :, :] += coefficient[..., 0, 1, :, :, :] * rows[..., 1, :, :]
+    rows[..., 1, :, :] *= coefficient[..., 1, 1, :, :, :]
+    rows[..., 1, :, :] += coefficient[..., 1, 0, :, :, :] * upper
+
+
+def _mix_columns(
+    matrices: np.ndarray, blocks: np.ndarray, first: int, pairs: int
+) -> None:
+    """Replace columns (first + 2p, first + 2p + 1) of ``matrices`` (..., w, w, n), for
+    p < ``pairs``, by those columns times the 2×2 ``blocks`` (..., 2, 2, pairs, n)."""
+    *lead, width, _, count = matrices.shape
+    columns = matrices[..., first : first + 2 * pairs, :].reshape(
+        *lead, width, pairs, 2, count
+    )
+    left = columns[..., 0, :].copy()
+    coefficient = blocks[..., None, :, :]
+    columns[..., 0, :] *= coefficient[..., 0, 0, :, :, :]
+    columns[..., 0, :] += columns[..., 1, :] * coefficient[..., 1, 0, :, :, :]
+    columns[..., 1, :] *= coefficient[..., 1, 1, :, :, :]
+    columns[..., 1, :] += left * coefficient[..., 0, 1, :, :, :]
+
+
+# ----------------------------------------------------------------------------------------
+# Geometry of the cells: it depends only on the layout, the cell size and whether the
+# waveguides are lossy, so it is built once per combination.
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """Cells [start, stop) of one layer and the padded indices of the modes they cover.
+
+    Attributes:
+        take_index: flat indices into the padded matrix of the cells' diagonal blocks.
+        uncovered: padded index ranges of real modes outside the layer's cells.
+    """
+
+    start: int
+    stop: int
+    row_start: int
+    row_stop: int
+    take_index: np.ndarray
+    uncovered: tuple[slice, ...]
+
+
+@dataclass(frozen=True)
+class _CellGeometry:
+    """Cells of a layout: their sites, their layers and the padded matrix they act on.
+
+    Attributes:
+        width: modes per cell, 2b.
+        pad: dummy modes before mode 0 in the padded matrices.
+        padded: size of the padded matrices.
+        site_groups: first site and number of sites of every local column of a cell.
+        site_tops: local top mode of every site, ``(b²,)``.
+        site_mzi: MZI index at every site, or −1, ``(b², n_cells)``.
+        waveguide_sites: for the upper and the lower mode of a site, the flat indices
+            into (b², n_cells) of sites without an MZI on a real mode inside the mesh,
+            and the flat indices into ``column_amplitude`` of their loss.
+        layers: the layers of cells in propagation order.
+    """
+
+    width: int
+    pad: int
+    padded: int
+    n_cells: int
+    site_groups: tuple[tuple[int, int], ...]
+    site_tops: np.ndarray
+    site_mzi: np.ndarray
+    waveguide_sites: tuple[tuple[np.ndarray, np.ndarray], ...]
+    layers: tuple[_Layer, ...]
+
+
+def _cell_grid(b: int, n: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the layer ℓ and the index q of every candidate cell, by layer, then by q."""
+    # Cell (ℓ, q), q ≡ ℓ (mod 2), covers modes b·q − b + 1 .. b·q + b. Keep the q whose
+    # cells reach a real mode, in every layer that reaches a real column.
+    q_low = np.array([0, -1])
+    top = (n + b - 2) // b
+    q_high = np.array([top - (top % 2), top - ((top - 1) % 2)])
+    counts = (q_high - q_low) // 2 + 1
+    ells = np.arange(-1, (depth - 1) // b + 1)
+    per_layer = counts[ells % 2]
+    ell = np.repeat(ells, per_layer)
+    offsets = np.repeat(np.cumsum(per_layer) - per_layer, per_layer)
+    q = q_low[ell % 2] + 2 * (np.arange(ell.size) - offsets)
+    return ell, q
+
+
+@functools.lru_cache(maxsize=32)
+def _cell_geometry(
+    n_modes: int, topology: str, cell_columns: int, waveguide_loss: bool
+) -> _CellGeometry:
+    """Build the cells of a layout, for meshes with or without lossy waveguides."""
+    layout = MeshLayout.create(n_modes, topology)
+    n, depth, b = n_modes, layout.depth, cell_columns
+    width = 2 * b
+
+    # The site (α, β) of a cell sits in local column α + β on local modes α − β + b − 1
+    # and α − β + b. Sites are ordered by local column, and the sites of one local column
+    # act on disjoint pairs of modes.
+    alpha, beta = np.meshgrid(np.arange(b), np.arange(b), indexing="ij")
+    local_column = (alpha + beta).ravel()
+    local_top = (alpha - beta + b - 1).ravel()
+    order = np.lexsort((local_top, local_column))
+    local_column, local_top = local_column[order], local_top[order]
+    groups = tuple(
+        (int(np.flatnonzero(local_column == t)[0]), int(np.sum(local_column == t)))
+        for t in range(2 * b - 1)
+    )
+
+    ell, q = _cell_grid(b, n, depth)
+    columns = b * ell[None, :] + local_column[:, None]
+    tops = b * q[None, :] + local_top[:, None] - b + 1
+    inside = (columns >= 0) & (columns < depth)
+    lookup = np.full((depth, n), -1, dtype=np.intp)
+    lookup[layout.mzi_columns, layout.mzi_top_modes] = np.arange(layout.n_mzis)
+    site_mzi = np.full(columns.shape, -1, dtype=np.intp)
+    valid = inside & (tops >= 0) & (tops <= n - 2)
+    site_mzi[valid] = lookup[columns[valid], tops[valid]]
+
+    active = site_mzi >= 0
+    if waveguide_loss:
+        active |= inside & (tops + 1 >= 0) & (tops <= n - 1)
+    # Drop the cells at the edges that are the identity in every layer of their parity,
+    # keeping the cells of each parity a contiguous range of q.
+    nontrivial = np.any(active, axis=0)
+    keep = np.zeros(ell.size, dtype=bool)
+    for parity in (0, 1):
+        of_parity = ell % 2 == parity
+        used = q[of_parity & nontrivial]
+        if used.size:
+            keep |= of_parity & (q >= used.min()) & (q <= used.max())
+    ell, q = ell[keep], q[keep]
+    columns, tops = columns[:, keep], tops[:, keep]
+    inside, site_mzi = inside[:, keep], site_mzi[:, keep]
+
+    waveguide_sites = []
+    for local in range(2):
+        mode = tops + local
+        idle = inside & (site_mzi < 0) & (mode >= 0) & (mode < n)
+        flat = np.flatnonzero(idle)
+        waveguide_sites.append((flat, columns.ravel()[flat] * n + mode.ravel()[flat]))
+
+    # Padded index of each cell's first mode: b·q − b + 1 + pad, with pad = 2b − 1.
+    pad = width - 1
+    starts = b * (q + 1)
+    padded = int(max(starts.max() + width, n + pad)) if starts.size else n + pad
+    rows = starts[:, None] + np.arange(width)[None, :]
+    take = (rows[:, :, None] * padded + rows[:, None, :]).reshape(-1)
+    take.setflags(write=False)
+    bounds = np.flatnonzero(np.diff(ell)) + 1
+    layers = []
+    for start, stop in zip(
+        np.concatenate([[0], bounds]), np.concatenate([bounds, [ell.size]])
+    ):
+        row_start = int(starts[start])
+        row_stop = row_start + width * int(stop - start)
+        uncovered = tuple(
+            part
+            for part in (
+                slice(pad, min(row_start, pad + n)),
+                slice(max(row_stop, pad), pad + n),
+            )
+            if part.stop > part.start
+        )
+        layers.append(
+            _Layer(
+                start=int(start),
+                stop=int(stop),
+                row_start=row_start,
+                row_stop=row_stop,
+                take_index=take[width * width * start : width * width * stop],
+                uncovered=uncovered,
+            )
+        )
+    for array in (local_top, site_mzi):
+        array.setflags(write=False)
+    return _CellGeometry(
+        width=width,
+        pad=pad,
+        padded=padded,
+        n_cells=int(ell.size),
+        site_groups=groups,
+        site_tops=local_top,
+        site_mzi=site_mzi,
+        waveguide_sites=tuple(waveguide_sites),
+        layers=tuple(layers),
+    )
+
+
+class MeshSweep:
+    """Batch sums through one realised mesh, swept layer of cells by layer.
+
+    Building the cells costs O(N²·b) and is done once per instance, so reuse the object
+    for several sums over the same device. ``RealisedMesh.sweep`` keeps one per device.
+    The device is frozen, so the cells stay valid unless someone writes into its arrays.
+
+    Args:
+        device: the realised mesh.
+        dtype: complex128 (default) or complex64, the type of the Gram products and the
+            swept matrices. complex64 halves their memory, at a relative error of about
+            1e-6 (measured in benchmarks/RESULTS.md).
+        cell_columns: MZI columns b that one layer of cells advances. A cell spans 2b
+            modes. Every value gives the same sums to rounding, and 4 was fastest at
+            N = 64 in benchmarks/bench_core.py.
+
+    Raises:
+        ValueError: for an unsupported dtype or a ``cell_columns`` below 1.
+    """
+
+    def __init__(
+        self,
+        device: RealisedMesh,
+        dtype: type | np.dtype = np.complex128,
+        cell_columns: int = DEFAULT_CELL_COLUMNS,
+    ) -> None:
+        if (
+            isinstance(cell_columns, bool)
+            or not isinstance(cell_columns, (int, np.integer))
+            or cell_columns < 1
+        ):
+            raise ValueError(
+                f"cell_columns {cell_columns!r} is invalid; it must be an integer >= 1"
+            )
+        self.dtype = _check_dtype(dtype)
+        self.layout = device.layout
+        self.n_modes = device.layout.n_modes
+        self._columns_per_cell = int(cell_columns)
+        # The device's arrays, kept to rebuild it for the recorded-field fallback. Keeping
+        # the device itself would make a reference cycle with RealisedMesh.sweep.
+        self._device_fields = (
+            device.phases,
+            device.coupler_angles,
+            device.arm_amplitude,
+            device.column_amplitude,
+        )
+        self._geometry = _cell_geometry(
+            self.n_modes,
+            device.layout.topology,
+            self._columns_per_cell,
+            device.column_amplitude is not None,
+        )
+        self._build_mzi_blocks(device)
+        self._build_cells(device)
+        self._matrix: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_mzi_blocks(self, device: RealisedMesh) -> None:
+        """Compute the 2×2 block of every MZI, followed by its column's waveguide loss."""
+        layout = device.layout
+        theta, phi, psi = layout.split_phases(device.phases)
+        c1, c2 = np.cos(device.coupler_angles)
+        s1, s2 = np.sin(device.coupler_angles)
+        top_arm, bottom_arm = device.arm_amplitude
+        alpha = top_arm * _unit_phasor(theta)
+        beta = bottom_arm
+        rot_phi = _unit_phasor(phi)
+
+        # coupler(c2, s2) · diag(α, β) · coupler(c1, s1) · diag(e^{iφ}, 1), written out.
+        blocks = np.empty((2, 2, theta.size), dtype=np.complex128)
+        blocks[0, 0] = rot_phi * (alpha * (c1 * c2) - beta * (s1 * s2))
+        blocks[0, 1] = 1j * (alpha * (s1 * c2) + beta * (c1 * s2))
+        blocks[1, 0] = 1j * rot_phi * (alpha * (c1 * s2) + beta * (s1 * c2))
+        blocks[1, 1] = beta * (c1 * c2) - alpha * (s1 * s2)
+
+        if device.column_amplitude is None:
+            w_top = w_bottom = np.ones(theta.size)
+        else:
+            tops, columns = layout.mzi_top_modes, layout.mzi_columns
+            w_top = device.column_amplitude[columns, tops]
+            w_bottom = device.column_amplitude[columns, tops + 1]
+            blocks[0] *= w_top
+            blocks[1] *= w_bottom
+
+        self._mzi_blocks = blocks
+        # First row of coupler(c1, s1) · diag(e^{iφ}, 1): the field after θ is
+        # α·(k0·upper + k1·lower) of the fields entering the MZI.
+        self._k0 = c1 * rot_phi
+        self._k1 = 1j * s1
+        self._top_power = top_arm**2
+        # First column of diag(w) · coupler(c2, s2): how the adjoint fields at the MZI's
+        # outputs reach the point after θ.
+        self._adjoint_theta = np.stack([w_top * c2, 1j * s2 * w_bottom])
+        self._output_rotation = _unit_phasor(psi)
+
+    def _build_cells(self, device: RealisedMesh) -> None:
+        """Gather the 2×2 block of every site and multiply them into the cells."""
+        geometry = self._geometry
+        sites, n_cells = geometry.site_mzi.shape
+
+        # 2×2 block of every site: its MZI, the loss of idle waveguides, or identity.
+        elements = np.zeros((2, 2, sites, n_cells), dtype=np.complex128)
+        elements[0, 0] = elements[1, 1] = 1.0
+        if device.column_amplitude is not None:
+            amplitude = device.column_amplitude.ravel()
+            for local, (flat_sites, flat_loss) in enumerate(geometry.waveguide_sites):
+                elements[local, local].ravel()[flat_sites] = amplitude[flat_loss]
+        has_mzi = geometry.site_mzi >= 0
+        elements[:, :, has_mzi] = self._mzi_blocks[:, :, geometry.site_mzi[has_mzi]]
+        self._elements = elements
+        self._invertible = bool(
+            np.all(device.arm_amplitude > 0)
+            and (device.column_amplitude is None or np.all(device.column_amplitude > 0))
+        )
+
+        # The cells: the running product P ← E·P of their local columns.
+        product = self._running_product(elements[None])
+        self._cells = np.ascontiguousarray(
+            product[0].transpose(2, 0, 1), dtype=self.dtype
+        )
+        self._inverse_cells: np.ndarray | None = None
+        self._inverse_blocks: np.ndarray | None = None
+
+    def _inverse_elements(self) -> np.ndarray:
+        """Return the inverse of every site's 2×2 block, ``(2, 2, b², n_cells)``, with
+        inf or NaN where an amplitude is 0."""
+        if self._inverse_blocks is None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._inverse_blocks = _inverse_2x2(self._elements)
+        return self._inverse_blocks
+
+    def _inverse(self) -> np.ndarray:
+        """Return the inverse of every cell, ``(n_cells, 2b, 2b)``, built on first use as
+        the running product of the transposed inverse blocks: P^{-T} ← E^{-T}·P^{-T}."""
+        if self._inverse_cells is None:
+            transposed = self._running_product(
+                self._inverse_elements().transpose(1, 0, 2, 3)[None]
+            )
+            self._inverse_cells = np.ascontiguousarray(
+                transposed[0].transpose(2, 1, 0), dtype=self.dtype
+            )
+        return self._inverse_cells
+
+    def _running_product(self, blocks: np.ndarray) -> np.ndarray:
+        """Multiply the local columns of every cell, starting from the identity.
+
+        The 2×2 ``blocks`` ``(k, 2, 2, b², n_cells)`` of every site are applied as row
+        operations, and the k products ``(k, 2b, 2b, n_cells)`` are returned.
+        """
+        geometry = self._geometry
+        stack, n_cells = blocks.shape[0], blocks.shape[-1]
+        product = _identity_stack((stack, n_cells), geometry.width)
+        for first_site, count in geometry.site_groups:
+            _mix_rows(
+                product,
+                blocks[:, :, :, first_site : first_site + count],
+                int(geometry.site_tops[first_site]),
+                count,
+            )
+        return product
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def invertible(self) -> bool:
+        """Whether every 2×2 block is invertible: no arm or waveguide amplitude is 0.
+
+        The exact gradient needs the inverse blocks; without them it is computed from
+        recorded fields.
+        """
+        return self._invertible
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers of cells, about depth / cell_columns + 1."""
+        return len(self._geometry.layers)
+
+    def device(self) -> RealisedMesh:
+        """Return the realised mesh these sums are taken over (a new, equal instance)."""
+        phases, coupler_angles, arm_amplitude, column_amplitude = self._device_fields
+        return RealisedMesh(
+            self.layout, phases, coupler_angles, arm_amplitude, column_amplitude
+        )
+
+    # ------------------------------------------------------------------ transfer matrix
+
+    def matrix(self) -> np.ndarray:
+        """Return the realised transfer matrix U (output = U · input), read-only.
+
+        Composed on first use by one product of 2b×2b blocks per layer applied to the
+        identity, then cached in this object. Equal to ``RealisedMesh.matrix()`` to
+        rounding.
+        """
+        if self._matrix is None:
+            geometry, n = self._geometry, self.n_modes
+            width = geometry.width
+            real = slice(geometry.pad, geometry.pad + n)
+            current = np.zeros((geometry.padded, n), dtype=self.dtype)
+            current[real] = np.eye(n)
+            spare = np.zeros_like(current)
+            for layer in geometry.layers:
+                blocks = layer.stop - layer.start
+                rows = slice(layer.row_start, layer.row_stop)
+                np.matmul(
+                    self._cells[layer.start : layer.stop],
+                    current[rows].reshape(blocks, width, n),
+                    out=spare[rows].reshape(blocks, width, n),
+                )
+                if layer.uncovered:
+                    self._copy_uncovered(current, spare, layer, axis=0)
+                current, spare = spare, current
+            rotation = self._output_rotation.astype(self.dtype)
+            matrix = current[real] * rotation[:, None]
+            matrix.setflags(write=False)
+            self._matrix = matrix
+        return self._matrix
+
+    # ------------------------------------------------------------------ sweeps
+
+    @staticmethod
+    def _copy_uncovered(
+        source: np.ndarray, destination: np.ndarray, layer: _Layer, axis: int
+    ) -> None:
+        """Copy the real modes along ``axis`` that ``layer``'s cells leave unchanged."""
+        for part in layer.uncovered:
+            index = [slice(None)] * source.ndim
+            index[axis] = part
+            destination[tuple(index)] = source[tuple(index)]
+
+    def _sweep(
+        self,
+        start: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        reverse: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Apply X ← L X R layer by layer to a stack of N×N matrices.
+
+        ``left`` and ``right`` hold one 2b×2b block per cell. Returns the diagonal block
+        of every cell taken before its layer is applied, ``(stack, n_cells, 2b, 2b)``,
+        and the final matrices ``(stack, N, N)``.
+        """
+        geometry, n = self._geometry, self.n_modes
+        size, width = geometry.padded, geometry.width
+        area = width * width
+        stack = start.shape[0]
+        real = slice(geometry.pad, geometry.pad + n)
+        current = np.zeros((stack, size, size), dtype=self.dtype)
+        current[:, real, real] = start
+        spare = np.zeros_like(current)
+        flat = current.reshape(stack, size * size)
+        taken = np.empty((stack, geometry.n_cells * area), dtype=self.dtype)
+
+        layers = geometry.layers[::-1] if reverse else geometry.layers
+        for layer in layers:
+            blocks = layer.stop - layer.start
+            cells = slice(layer.start, layer.stop)
+            rows = slice(layer.row_start, layer.row_stop)
+            for index in range(stack):
+                np.take(
+                    flat[index],
+                    layer.take_index,
+                    out=taken[index, area * layer.start : area * layer.stop],
+                )
+
+            np.matmul(
+                left[cells],
+                current[:, rows, real].reshape(stack, blocks, width, n),
+                out=spare[:, rows, real].reshape(stack, blocks, width, n),
+            )
+            if layer.uncovered:
+                self._copy_uncovered(current, spare, layer, axis=1)
+            column_view = (stack, n, blocks, width)
+            np.matmul(
+                spare[:, real, rows].reshape(column_view).transpose(0, 2, 1, 3),
+                right[cells],
+                out=current[:, real, rows].reshape(column_view).transpose(0, 2, 1, 3),
+            )
+            if layer.uncovered:
+                self._copy_uncovered(spare, current, layer, axis=2)
+
+        taken = taken.reshape(stack, geometry.n_cells, width, width)
+        return taken, current[:, real, real]
+
+    # ------------------------------------------------------------------ values at sites
+
+    def _site_values(self, values: np.ndarray) -> np.ndarray:
+        """Copy a per-MZI array to every site, ``(b², n_cells)``, with 0 where no MZI is."""
+        index = self._geometry.site_mzi
+        out = np.zeros(index.shape, dtype=values.dtype)
+        present = index >= 0
+        out[present] = values[index[present]]
+        return out
+
+    def _local_values(
+        self, kind: str, blocks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Compute the values at the φ and the θ point of every site.
+
+        ``blocks`` are the cells' 2b×2b diagonal blocks of the swept matrix at the
+        cells' start ("exact", "forward") or end ("adjoint"). Each is carried through
+        the cell's local columns like the whole matrix through the layers: X ← E X E⁻¹
+        ("exact"), X ← E X Eᴴ ("forward") or, backwards, X ← Eᵀ X Ē ("adjoint"). A value
+        is a quadratic form Σ c_i d_j X_ij in the 2×2 block on the site's pair of modes
+        just before ("exact", "forward") or after ("adjoint") the site's column. Returns
+        the φ and the θ values, each ``(stack, b², n_cells)``.
+        """
+        geometry = self._geometry
+        elements = self._elements
+        state = np.ascontiguousarray(blocks.transpose(0, 2, 3, 1), dtype=np.complex128)
+        stack, n_cells = state.shape[0], geometry.n_cells
+        sites = geometry.site_mzi.shape[0]
+        phi = np.empty((stack, sites, n_cells), dtype=np.complex128)
+        theta = np.empty_like(phi)
+
+        if kind == "adjoint":
+            # The power after θ is Σ v_i X_ij v̄_j over the state after the column. The
+            # power at φ is the diagonal entry before the column, which is Σ e_i X_ij ē_j
+            # after it, with e the first column of the MZI's block.
+            after_theta = [self._site_values(row) for row in self._adjoint_theta]
+            before_phi = [elements[0, 0], elements[1, 0]]
+            theta_weights = _pair_weights(after_theta, [c.conj() for c in after_theta])
+            phi_weights = _pair_weights(before_phi, [c.conj() for c in before_phi])
+            row_step = elements.transpose(1, 0, 2, 3)
+            column_step = elements.conj()
+            groups = geometry.site_groups[::-1]
+        else:
+            # The field after θ is α·(k0·upper + k1·lower) of the MZI's inputs, and
+            # the field after φ has the power of the upper input.
+            k = [self._site_values(self._k0), self._site_values(self._k1)]
+            k_right = [c.conj() for c in k]
+            if kind == "forward":
+                power = self._site_values(self._top_power)
+                k_right = [c * power for c in k_right]
+            theta_weights = _pair_weights(k, k_right)
+            phi_weights = None
+            row_step = elements
+            column_step = (
+                self._inverse_elements()
+                if kind == "exact"
+                else elements.conj().transpose(1, 0, 2, 3)
+            )
+            groups = geometry.site_groups
+
+        for index, (first_site, count) in enumerate(groups):
+            group = slice(first_site, first_site + count)
+            top = int(geometry.site_tops[first_site])
+            upper = np.arange(top, top + 2 * count, 2)
+            lower = upper + 1
+            pair = (
+                state[:, upper, upper],
+                state[:, upper, lower],
+                state[:, lower, upper],
+                state[:, lower, lower],
+            )
+            theta[:, group] = sum(w * p for w, p in zip(theta_weights[:, group], pair))
+            if phi_weights is None:
+                phi[:, group] = pair[0]
+            else:
+                phi[:, group] = sum(w * p for w, p in zip(phi_weights[:, group], pair))
+            if index < len(groups) - 1:
+                _mix_rows(state, row_step[:, :, group], top, count)
+                _mix_columns(state, column_step[:, :, group], top, count)
+        return phi, theta
+
+    def _assemble(
+        self, phi: np.ndarray, theta: np.ndarray, output: np.ndarray
+    ) -> np.ndarray:
+        """Arrange per-site values ``(stack, b², n_cells)`` and the output-phase values
+        ``(stack, N)`` in phase-vector order."""
+        m = self.layout.n_mzis
+        site_mzi = self._geometry.site_mzi
+        present = site_mzi >= 0
+        index = site_mzi[present]
+        result = np.empty((phi.shape[0], 2 * m + self.n_modes), dtype=phi.dtype)
+        result[:, index] = theta[:, present]
+        result[:, m + index] = phi[:, present]
+        result[:, 2 * m :] = output
+        return result
+
+    # ------------------------------------------------------------------ public sums
+
+    def exact_gradient(self, x: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Compute the exact gradient −Im Σ_b a_b·b_b of the batch for every phase.
+
+        The forward fields a come from the inputs ``x`` and the adjoint fields b from the
+        sources ``delta`` launched into the output ports, as in the reference computation.
+        The result is in phase-vector order (θ, φ, ψ), in 1/rad. The fields are recorded
+        sample by sample instead, which needs batch·N² memory, when ``invertible`` is
+        False or when the sweep's residual exceeds ``EXACT_RESIDUAL_TOLERANCE``.
+
+        NOTE: the residual is checked after the last layer only. Rounding errors that
+        grow in the middle of the mesh and shrink again before its end go unnoticed.
+
+        Raises:
+            ValueError: for fields of the wrong shape or with NaN, or batches of
+                different sizes.
+        """
+        x = _check_fields(x, self.n_modes, "x")
+        delta = _check_fields(delta, self.n_modes, "delta")
+        if x.shape[0] != delta.shape[0]:
+            raise ValueError(
+                f"x has {x.shape[0]} samples but delta has {delta.shape[0]}; "
+                "every sample needs its adjoint source"
+            )
+        if not self.invertible:
+            logger.debug("a mesh amplitude is 0; exact gradient from recorded fields")
+            return _exact_gradient_from_fields(self.device(), x, delta)
+
+        outer = _batch_product(x, delta, self.dtype, conjugate=False)
+        matrix = self.matrix()
+        start = (outer @ matrix)[None]
+        blocks, final = self._sweep(start, self._cells, self._inverse())
+
+        # After the last layer the swept matrix is F_D·M·U·F_D⁻¹ with U = P_ψ·F_D, that
+        # is P_ψ⁻¹·(U·M)·P_ψ: compare, to catch rounding errors grown by lossy blocks.
+        rotation = self._output_rotation.astype(self.dtype)
+        expected = (matrix @ outer) * (rotation.conj()[:, None] * rotation[None, :])
+        scale = np.linalg.norm(expected)
+        residual = np.linalg.norm(final[0] - expected) / scale if scale > 0 else 0.0
+        if not residual <= EXACT_RESIDUAL_TOLERANCE[self.dtype]:
+            logger.debug(
+                "exact gradient sweep residual %.2e exceeds %.0e; using recorded fields",
+                residual,
+                EXACT_RESIDUAL_TOLERANCE[self.dtype],
+            )
+            return _exact_gradient_from_fields(self.device(), x, delta)
+
+        phi, theta = self._local_values("exact", blocks)
+        output = np.diagonal(final, axis1=1, axis2=2)
+        return -self._assemble(phi.imag, theta.imag, output.imag)[0]
+
+    def batch_powers(
+        self, fields: np.ndarray, direction: str, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Weighted batch sums Σ_b w_b·|field_b|² at every phase shifter.
+
+        Args:
+            fields: ``(batch, N)`` fields launched into the input ports (direction
+                "forward") or into the output ports ("adjoint").
+            direction: "forward" or "adjoint".
+            weights: ``(batch,)`` weights, ``(stack, batch)`` for several weightings at
+                once, or None for a plain sum.
+
+        Returns:
+            ``(N²,)`` sums in phase-vector order (θ, φ, ψ), or ``(stack, N²)``, in units
+            of the launched power, at the points where ``RealisedMesh.forward`` and
+            ``backward`` record their fields.
+
+        Raises:
+            ValueError: for an unknown direction, or fields or weights of the wrong
+                shape or with NaN.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                f"direction {direction!r} is unknown; choose forward or adjoint"
+            )
+        fields = _check_fields(fields, self.n_modes, "fields")
+        batch = fields.shape[0]
+        single = weights is None or np.ndim(weights) == 1
+        rows = (
+            [_check_weights(weights, batch)]
+            if single
+            else [_check_weights(row, batch) for row in weights]
+        )
+        # Every value is linear in the Gram matrix and real for real weights, so one
+        # sweep of Q(w1) + i·Q(w2) returns the sums of two weightings as its real and
+        # imaginary parts.
+        paired = [
+            rows[i] + 1j * rows[i + 1] if i + 1 < len(rows) else rows[i]
+            for i in range(0, len(rows), 2)
+        ]
+        grams = np.stack([_gram(fields, row, self.dtype) for row in paired])
+        sums = self._power_sums(grams, direction)
+        result = np.empty((len(rows), sums.shape[1]))
+        result[0::2] = sums.real
+        result[1::2] = sums[: len(rows) // 2].imag
+        return result[0] if single else result
+
+    def combined_powers(
+        self,
+        terms: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+        direction: str,
+    ) -> np.ndarray:
+        """Two weighted power sums over several batches, from one Gram and one sweep.
+
+        Args:
+            terms: (fields, weights, second weights or None) for every batch, the fields
+                ``(batch, N)`` launched in ``direction`` and the weights ``(batch,)``.
+            direction: "forward" or "adjoint".
+
+        Returns:
+            ``(2, N²)``: Σ over the terms of Σ_b w_b·P_b, and of Σ_b v_b·P_b with the
+            second weights v (zeros when every term has None).
+
+        Raises:
+            ValueError: for an unknown direction, or fields or weights of the wrong
+                shape or with NaN.
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                f"direction {direction!r} is unknown; choose forward or adjoint"
+            )
+        gram = np.zeros((self.n_modes, self.n_modes), dtype=self.dtype)
+        for fields, weights, second in terms:
+            fields = _check_fields(fields, self.n_modes, "fields")
+            weights = _check_weights(weights, fields.shape[0])
+            if second is not None:
+                weights = weights + 1j * _check_weights(second, fields.shape[0])
+            gram += _gram(fields, weights, self.dtype)
+        sums = self._power_sums(gram[None], direction)[0]
+        return np.stack([sums.real, sums.imag])
+
+    def _power_sums(self, grams: np.ndarray, direction: str) -> np.ndarray:
+        """Values ``(stack, N²)`` of the power forms for a stack of Gram matrices: the
+        weighted power sums, complex when the weights were."""
+        if direction == "forward":
+            blocks, final = self._sweep(
+                grams, self._cells, self._cells.conj().transpose(0, 2, 1)
+            )
+            output = np.diagonal(final, axis1=1, axis2=2)
+        else:
+            rotation = self._output_rotation.astype(self.dtype)
+            start = grams * (rotation[:, None] * rotation.conj()[None, :])
+            blocks, _ = self._sweep(
+                start,
+                np.ascontiguousarray(self._cells.transpose(0, 2, 1)),
+                self._cells.conj(),
+                reverse=True,
+            )
+            output = np.diagonal(grams, axis1=1, axis2=2)
+        phi, theta = self._local_values(direction, blocks)
+        return self._assemble(phi, theta, output)
+
+
+def _exact_gradient_from_fields(
+    device: RealisedMesh, x: np.ndarray, delta: np.ndarray
+) -> np.ndarray:
+    """−Im Σ_b a·b from the fields recorded sample by sample (batch·N² memory)."""
+    _, forward = device.forward(x, record=True)
+    _, adjoint = device.backward(delta, record=True)
+    return -np.imag(np.sum(forward.stacked() * adjoint.stacked(), axis=0))
+
+
+def _powers_from_fields(
+    device: RealisedMesh, fields: np.ndarray, direction: str
+) -> np.ndarray:
+    """Powers ``(batch, N²)`` at every shifter from the fields recorded sample by sample."""
+    if direction == "forward":
+        _, recorded = device.forward(fields, record=True)
+    else:
+        _, recorded = device.backward(fields, record=True)
+    return recorded.powers()
+
+
+# ----------------------------------------------------------------------------------------
+# Functions on devices
+
+
+def sweep_for(
+    device: RealisedMesh, dtype: type | np.dtype = np.complex128
+) -> MeshSweep:
+    """Return the ``MeshSweep`` of ``device``: the one it keeps (``RealisedMesh.sweep``)
+    for complex128, a new one for complex64.
+
+    Raises:
+        ValueError: for an unsupported dtype.
+    """
+    if _check_dtype(dtype) == np.dtype(np.complex128):
+        return device.sweep
+    return MeshSweep(device, dtype)
+
+
+def compose_matrix(
+    device: RealisedMesh, dtype: type | np.dtype = np.complex128
+) -> np.ndarray:
+    """Compose the realised transfer matrix U of ``device`` (output = U · input).
+
+    One product of 2b×2b blocks per layer of cells, about depth/4 + 1 products of O(N²)
+    each. The complex128 matrix is cached on the device (``RealisedMesh.transfer_matrix``).
+
+    Returns:
+        A read-only N×N array of ``dtype``.
+
+    Raises:
+        ValueError: for an unsupported dtype.
+    """
+    return sweep_for(device, dtype).matrix()
+
+
+def propagate(device: RealisedMesh, x: np.ndarray) -> np.ndarray:
+    """Propagate inputs through ``device`` with its cached transfer matrix: ``x @ U.T``.
+
+    Equal to ``device.forward(x)[0]`` to rounding. U is composed on the first call and
+    reused while the device exists. A device is frozen, so new phases mean a new device
+    and a new U.
+
+    Raises:
+        ValueError: for fields of the wrong shape or with NaN.
+    """
+    single = np.ndim(x) == 1
+    fields = _check_fields(x, device.layout.n_modes, "x")
+    out = fields @ device.transfer_matrix.T
+    return out[0] if single else out
+
+
+def propagate_backward(device: RealisedMesh, y: np.ndarray) -> np.ndarray:
+    """Launch ``y`` into the output ports of ``device``: ``y @ U`` (reciprocity).
+
+    Equal to ``device.backward(y)[0]`` to rounding, with the cached transfer matrix.
+
+    Raises:
+        ValueError: for fields of the wrong shape or with NaN.
+    """
+    single = np.ndim(y) == 1
+    fields = _check_fields(y, device.layout.n_modes, "y")
+    out = fields @ device.transfer_matrix
+    return out[0] if single else out
+
+
+def exact_batch_gradient(
+    device: RealisedMesh,
+    x: np.ndarray,
+    delta: np.ndarray,
+    dtype: type | np.dtype = np.complex128,
+) -> np.ndarray:
+    """Compute the exact gradient −Im Σ_b a_b·b_b of one layer for its phases (θ, φ, ψ).
+
+    ``x`` are the inputs launched into the device and ``delta`` the adjoint sources
+    launched into its outputs, both ``(batch, N)``. The result, in 1/rad, equals the
+    per-layer sum of ``photonic.reference.exact_gradient``. ``MeshSweep.exact_gradient``
+    describes when it falls back to recorded fields.
+
+    Raises:
+        ValueError: for fields of the wrong shape or with NaN, batches of different
+            sizes, or an unsupported dtype.
+    """
+    return sweep_for(device, dtype).exact_gradient(x, delta)
+
+
+def batch_powers(
+    device: RealisedMesh,
+    fields: np.ndarray,
+    direction: str,
+    weights: np.ndarray | None = None,
+    dtype: type | np.dtype = np.complex128,
+) -> np.ndarray:
+    """Compute weighted batch sums of the true powers at every shifter of ``device``.
+
+    ``MeshSweep.batch_powers`` describes the arguments and the result.
+
+    Raises:
+        ValueError: for an unknown direction, fields or weights of the wrong shape or
+            with NaN, or an unsupported dtype.
+    """
+    return sweep_for(device, dtype).batch_powers(fields, direction, weights)
+
+
+def reading_variance(monitor: DetectorConfig) -> tuple[float, float] | None:
+    """Return the coefficients (c0, c1) of the variance c0 + c1·P of one reading.
+
+    Readings are in units of the launched power. Returns None when the readings of a
+    batch cannot be summed before the noise is drawn: with an ADC, which quantizes each
+    reading, or if the variance is not affine in P.
+    """
+    if monitor.adc_bits is not None:
+        return None
+    v0, v1, v2 = (float(noise_std(power, monitor)) ** 2 for power in (0.0, 1.0, 2.0))
+    c0, c1 = v0, v1 - v0
+    if not math.isclose(v2, c0 + 2 * c1, rel_tol=1e-9, abs_tol=1e-300):
+        return None
+    return c0, c1
+
+
+def _require_rng(
+    rng: np.random.Generator | None, monitor: DetectorConfig
+) -> np.random.Generator:
+    if rng is not None:
+        return rng
+    if not monitor.is_noiseless:
+        raise ValueError(
+            "rng is missing; a noisy monitor needs a numpy Generator for its draws"
+        )
+    # A noiseless reading draws nothing; detect() still takes a generator.
+    return np.random.default_rng(0)
+
+
+def batch_monitor_readings(
+    device: RealisedMesh,
+    fields: np.ndarray,
+    direction: str,
+    monitor: DetectorConfig | None = None,
+    rng: np.random.Generator | None = None,
+    weights: np.ndarray | None = None,
+    dtype: type | np.dtype = np.complex128,
+) -> np.ndarray:
+    """Draw the weighted batch sum Σ_b w_b·r_b of the monitor readings r_b of one pass.
+
+    The readings are those of ``photonic.detection.detect``, one draw per sample and
+    monitor. Without an ADC the sum is drawn at once as Σ_b w_b P_b + sqrt(c0·Σ w_b² +
+    c1·Σ w_b² P_b)·n, with one standard normal n per monitor. A sum of independent
+    Gaussians has that distribution, and it takes N² draws from ``rng`` instead of
+    batch·N². With an ADC every sample is recorded and read on its own.
+
+    Args:
+        device: the device of the pass.
+        fields: ``(batch, N)`` fields launched into the inputs ("forward") or the
+            outputs ("adjoint").
+        direction: "forward" or "adjoint".
+        monitor: the monitor model; None reads true powers.
+        rng: source of the noise draws; needed when the monitor is noisy.
+        weights: ``(batch,)`` weights w_b; None means 1.
+        dtype: complex128 or complex64 for the sweep.
+
+    Returns:
+        ``(N²,)`` summed readings in phase-vector order, in units of the launched power.
+
+    Raises:
+        ValueError: for an unknown direction, fields or weights of the wrong shape,
+            a noisy monitor without ``rng``, or an unsupported dtype.
+    """
+    monitor = DetectorConfig.ideal() if monitor is None else monitor
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"direction {direction!r} is unknown; choose forward or adjoint"
+        )
+    fields = _check_fields(fields, device.layout.n_modes, "fields")
+    weights = _check_weights(weights, fields.shape[0])
+    variance = reading_variance(monitor)
+    if variance is None:
+        readings = detect(
+            _powers_from_fields(device, fields, direction),
+            monitor,
+            _require_rng(rng, monitor),
+        )
+        return weights @ readings
+
+    sweep = sweep_for(device, dtype)
+    c0, c1 = variance
+    if c0 == 0 and c1 == 0:
+        return sweep.batch_powers(fields, direction, weights)
+    rng = _require_rng(rng, monitor)
+    sums = sweep.batch_powers(fields, direction, np.stack([weights, weights**2]))
+    spread = c0 * np.sum(weights**2) + c1 * np.maximum(sums[1], 0.0)
+    return sums[0] + np.sqrt(spread) * rng.standard_normal(sums.shape[1])
+
+
+def _sample_powers(fields: np.ndarray) -> np.ndarray:
+    """Return Σ_k |f_bk|² of every sample, in one pass over the real and imaginary parts."""
+    fields = np.ascontiguousarray(fields, dtype=np.complex128)
+    parts = fields.view(np.float64).reshape(fields.shape[0], -1)
+    return np.einsum("bk,bk->b", parts, parts)
+
+
+def interference_input(x: np.ndarray, adjoint_out: np.ndarray) -> np.ndarray:
+    """Return the input x − i·conj(x_adj) of the interference pass, ``(batch, N)``.
+
+    Written out as (Re x − Im x_adj) + i·(Im x − Re x_adj), which needs no temporary
+    arrays.
+    """
+    x = np.asarray(x)
+    adjoint_out = np.asarray(adjoint_out)
+    out = np.empty(np.broadcast_shapes(x.shape, adjoint_out.shape), np.complex128)
+    np.subtract(x.real, adjoint_out.imag, out=out.real)
+    np.subtract(x.imag, adjoint_out.real, out=out.imag)
+    return out
+
+
+def adjoint_gain(
+    x: np.ndarray, delta: np.ndarray, output_scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the per-sample gain of the launched adjoint source and its inverse weight.
+
+    The in situ protocol launches every sample's source at the power of its forward
+    input: gain_b = sqrt(|x_b|² / (s²·|δ_b|²)) with s the layer's digital output scale,
+    and weighs the measured gradient by 1/gain_b. Both are 0 for a sample whose source
+    is 0.
+
+    Returns:
+        ``(gain, weight)``, each ``(batch,)``.
+    """
+    input_power = _sample_powers(x)
+    source_power = output_scale**2 * _sample_powers(delta)
+    gain = np.sqrt(
+        np.divide(
+            input_power,
+            source_power,
+            out=np.zeros_like(input_power),
+            where=source_power > 0,
+        )
+    )
+    weight = np.divide(1.0, gain, out=np.zeros_like(gain), where=gain > 0)
+    return gain, weight
+
+
+@dataclass(frozen=True)
+class OpticalPass:
+    """One optical pass of a measured gradient.
+
+    Attributes:
+        device: the device during the pass, with its phase noise.
+        fields: ``(batch, N)`` fields the modulators launched: into the input ports for
+            the forward and the interference pass, into the output ports for the
+            adjoint pass.
+        monitor: the phase-shifter tap monitors of the pass.
+    """
+
+    device: RealisedMesh
+    fields: np.ndarray
+    monitor: DetectorConfig = field(default_factory=DetectorConfig.ideal)
+
+
+def same_device(first: RealisedMesh, second: RealisedMesh) -> bool:
+    """Return whether two realised meshes have equal phases and static errors.
+
+    ``Chip.pass_device`` returns a new instance for every pass. When two passes see the
+    same device, one instance and its cached ``sweep`` can serve both.
+    """
+    if first is second:
+        return True
+    if (first.layout.n_modes, first.layout.topology) != (
+        second.layout.n_modes,
+        second.layout.topology,
+    ):
+        return False
+    if (first.column_amplitude is None) != (second.column_amplitude is None):
+        return False
+    pairs = [
+        (first.phases, second.phases),
+        (first.coupler_angles, second.coupler_angles),
+        (first.arm_amplitude, second.arm_amplitude),
+    ]
+    if first.column_amplitude is not None:
+        pairs.append((first.column_amplitude, second.column_amplitude))
+    return all(np.array_equal(a, b) for a, b in pairs)
+
+
+def measured_batch_gradient(
+    forward: OpticalPass,
+    adjoint: OpticalPass,
+    interference: OpticalPass,
+    weights: np.ndarray,
+    rng: np.random.Generator | None = None,
+    power_factors: np.ndarray | None = None,
+    dtype: type | np.dtype = np.complex128,
+) -> np.ndarray:
+    """Compute the measured gradient of one layer from batch sums of monitor readings.
+
+    The result is Σ_b w_b·(P_sum − P_fwd − P_bwd)_b / 2, the sum that ``InSituStep``
+    forms from per-sample readings, with w_b the weight that undoes the adjoint gain
+    (``adjoint_gain``). With ``power_factors`` f from ``Chip.nominal_power_factors`` it
+    is the loss-corrected Σ_b w_b·(P_sum − P_fwd − f²·P_bwd)_b / (2f).
+
+    Monitor noise is drawn for the sums (``batch_monitor_readings``). The forward and the
+    interference pass may have the same device (no phase noise) and monitors without an
+    ADC. Then the difference P_sum − P_fwd is swept and drawn as one quantity, with the
+    noise of both passes. The draws therefore differ from ``InSituStep``'s per-sample
+    draws, but the result has the same distribution.
+
+    Args:
+        forward: the forward pass: the layer input as launched.
+        adjoint: the adjoint pass: the source as launched, gain included.
+        interference: the interference pass: x − i·conj(x_adj) as launched.
+        weights: ``(batch,)`` per-sample weights.
+        rng: source of the monitor noise; needed when a monitor is noisy.
+        power_factors: ``(N²,)`` nominal power transmission to every shifter, or None.
+        dtype: complex128 or complex64 for the sweeps.
+
+    Returns:
+        ``(N²,)`` measured gradient in phase-vector order, in 1/rad.
+
+    Raises:
+        ValueError: for passes on meshes of different sizes, fields or weights of the
+            wrong shape, power factors that are not positive, a noisy monitor without
+            ``rng``, or an unsupported dtype.
+    """
+    n = forward.device.layout.n_modes
+    for name, optical_pass in (("adjoint", adjoint), ("interference", interference)):
+        if optical_pass.device.layout.n_modes != n:
+            raise ValueError(
+                f"the {name} pass runs on a mesh of {optical_pass.device.layout.n_modes} "
+                f"modes but the forward pass on {n}; all passes need the same mesh"
+            )
+    batch = _check_fields(forward.fields, n, "forward fields").shape[0]
+    weights = _check_weights(weights, batch)
+
+    forward_variance = reading_variance(forward.monitor)
+    interference_variance = reading_variance(interference.monitor)
+    if (
+        forward_variance is not None
+        and interference_variance is not None
+        and same_device(forward.device, interference.device)
+    ):
+        difference = _summed_difference(
+            forward,
+            interference,
+            weights,
+            forward_variance,
+            interference_variance,
+            rng,
+            dtype,
+        )
+    else:
+        difference = batch_monitor_readings(
+            interference.device,
+            interference.fields,
+            "forward",
+            interference.monitor,
+            rng,
+            weights,
+            dtype,
+        ) - batch_monitor_readings(
+            forward.device,
+            forward.fields,
+            "forward",
+            forward.monitor,
+            rng,
+            weights,
+            dtype,
+        )
+    adjoint_device = adjoint.device
+    if same_device(adjoint_device, forward.device):
+        adjoint_device = forward.device
+    backward = batch_monitor_readings(
+        adjoint_device, adjoint.fields, "adjoint", adjoint.monitor, rng, weights, dtype
+    )
+    if power_factors is None:
+        return 0.5 * (difference - backward)
+    factors = np.asarray(power_factors, dtype=float)
+    if factors.shape != difference.shape or not np.all(factors > 0):
+        raise ValueError(
+            f"power_factors must be {difference.shape[0]} positive numbers, one per "
+            f"phase; got shape {factors.shape}"
+        )
+    return 0.5 * (difference - factors**2 * backward) / factors
+
+
+def _summed_difference(
+    forward: OpticalPass,
+    interference: OpticalPass,
+    weights: np.ndarray,
+    forward_variance: tuple[float, float],
+    interference_variance: tuple[float, float],
+    rng: np.random.Generator | None,
+    dtype: type | np.dtype,
+) -> np.ndarray:
+    """Draw Σ_b w_b·(r_sum − r_fwd)_b at once for two passes through the same device."""
+    n = forward.device.layout.n_modes
+    summed = _check_fields(interference.fields, n, "interference fields")
+    launched = _check_fields(forward.fields, n, "forward fields")
+    if summed.shape[0] != weights.size:
+        raise ValueError(
+            "the interference and the forward pass have different batch sizes; "
+            f"got {summed.shape[0]} and {weights.size}"
+        )
+    (c0_f, c1_f), (c0_i, c1_i) = forward_variance, interference_variance
+    noisy = max(c0_f, c1_f, c0_i, c1_i) > 0
+    sums = sweep_for(forward.device, dtype).combined_powers(
+        [(summed, weights, c1_i * weights**2), (launched, -weights, c1_f * weights**2)]
+        if noisy
+        else [(summed, weights, None), (launched, -weights, None)],
+        "forward",
+    )
+    if not noisy:
+        return sums[0]
+    if rng is None:
+        raise ValueError(
+            "rng is missing; a noisy monitor needs a numpy Generator for its draws"
+        )
+    spread = (c0_f + c0_i) * np.sum(weights**2) + np.maximum(sums[1], 0.0)
+    return sums[0] + np.sqrt(spread) * rng.standard_normal(sums.shape[1])
