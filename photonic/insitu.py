@@ -25,7 +25,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photonic.mesh import RealisedMesh
 from photonic.network import PhotonicNetwork
+from photonic.sweep import (
+    OpticalPass,
+    adjoint_gain,
+    interference_input,
+    measured_batch_gradient,
+    propagate,
+    propagate_backward,
+    same_device,
+    sweep_pays_off,
+)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,12 @@ class InSituStep:
         loss_correction: rescale every gradient by the nominal power transmission from the
             inputs to its shifter, which makes the measurement exact for a mesh whose every
             waveguide of every column has the same loss (see ``Chip.nominal_power_factors``).
+        summed_monitors: read the monitors of a layer on a ``RealisedMesh`` as batch sums
+            (``photonic.sweep.measured_batch_gradient``) without recording its fields. The
+            result has the same distribution as per-sample readings, but the noise draws
+            differ, so seeded results differ between the two settings. Detectors with an
+            ADC are always read per sample, and so are small meshes and batches, where
+            recording the fields is faster (``photonic.sweep.sweep_pays_off``).
     """
 
     def __init__(
@@ -72,6 +89,7 @@ class InSituStep:
         x: np.ndarray,
         targets: np.ndarray,
         loss_correction: bool = False,
+        summed_monitors: bool = True,
     ) -> None:
         x = np.asarray(x)
         if not np.all(np.isfinite(x)):
@@ -79,6 +97,7 @@ class InSituStep:
         self.network = network
         self.targets = targets
         self.loss_correction = loss_correction
+        self.summed_monitors = summed_monitors
         n = network.n_layers
         self._inputs: list[np.ndarray | None] = [np.asarray(x, dtype=np.complex128)]
         self._inputs += [None] * (n - 1)
@@ -88,6 +107,8 @@ class InSituStep:
         self._adjoint_out: list[np.ndarray | None] = [None] * n
         self._scale: list[np.ndarray | None] = [None] * n
         self._delta: list[np.ndarray | None] = [None] * n
+        # Passes kept for batch-summed monitor readings, by layer and pass name.
+        self._passes: list[dict[str, OpticalPass]] = [{} for _ in range(n)]
         self.gradients: list[np.ndarray | None] = [None] * n
         self.loss: float | None = None
         self.passes = 0
@@ -95,6 +116,15 @@ class InSituStep:
     def _require(self, condition: bool, message: str) -> None:
         if not condition:
             raise RuntimeError(f"in situ passes out of order: {message}")
+
+    def _sums_monitors(self, chip: object, device: object) -> bool:
+        """Whether the monitors of this pass are read as batch sums."""
+        return (
+            self.summed_monitors
+            and isinstance(device, RealisedMesh)
+            and hasattr(chip, "hardware")
+            and sweep_pays_off(device.layout.n_modes, len(self._inputs[0]))
+        )
 
     def forward_pass(self, layer: int, time_s: float | None = None) -> None:
         """Forward pass of ``layer``: monitor powers, detected output, next layer's input."""
@@ -104,9 +134,16 @@ class InSituStep:
         )
         chip = self.network.chips[layer]
         launched = chip.launch(x, "forward")
-        out, fields = chip.pass_device("forward", time_s).forward(launched, record=True)
+        device = chip.pass_device("forward", time_s)
         self.passes += 1
-        self._p_forward[layer] = chip.read_monitors(fields.powers(), "forward")
+        if self._sums_monitors(chip, device):
+            out = propagate(device, launched)
+            self._passes[layer]["forward"] = OpticalPass(
+                device, launched, chip.hardware.forward.monitor
+            )
+        else:
+            out, fields = device.forward(launched, record=True)
+            self._p_forward[layer] = chip.read_monitors(fields.powers(), "forward")
         measured = chip.measure_fields(out, "forward")
         self._outputs[layer] = measured
         if layer + 1 < self.network.n_layers:
@@ -124,31 +161,29 @@ class InSituStep:
         )
         x = self._inputs[layer]
         chip = self.network.chips[layer]
-        input_power = np.sum(np.abs(x) ** 2, axis=1)
         # A layer with a digital output gain (an SVD layer) folds it into the launched
-        # source, so the light it launches is output_scale·δ.
-        output_scale = getattr(chip, "output_scale", 1.0)
-        source_power = output_scale**2 * np.sum(np.abs(delta) ** 2, axis=1)
-        # Launch every sample's source at the power of its forward input. The gradient is
-        # linear in the source, so the measured gradient is scaled back by the same factor.
-        gain = np.sqrt(
-            np.divide(
-                input_power,
-                source_power,
-                out=np.zeros_like(input_power),
-                where=source_power > 0,
-            )
-        )
+        # source, so the light it launches is output_scale·δ. Every sample's source is
+        # launched at the power of its forward input. The gradient is linear in the
+        # source, so the measured gradient is scaled back by the same factor.
+        gain, scale = adjoint_gain(x, delta, getattr(chip, "output_scale", 1.0))
         launched = chip.launch(delta * gain[:, None], "adjoint")
         device = chip.pass_device("adjoint", time_s)
-        adjoint_out, fields = device.backward(launched, record=True)
         self.passes += 1
-        self._p_adjoint[layer] = chip.read_monitors(fields.powers(), "adjoint")
+        forward = self._passes[layer].get("forward")
+        if forward is not None and self._sums_monitors(chip, device):
+            # Without phase noise both passes see the same device: share its cached U.
+            if same_device(device, forward.device):
+                device = forward.device
+            adjoint_out = propagate_backward(device, launched)
+            self._passes[layer]["adjoint"] = OpticalPass(
+                device, launched, chip.hardware.adjoint.monitor
+            )
+        else:
+            adjoint_out, fields = device.backward(launched, record=True)
+            self._p_adjoint[layer] = chip.read_monitors(fields.powers(), "adjoint")
         measured = chip.measure_fields(adjoint_out, "adjoint")
         self._adjoint_out[layer] = measured
-        self._scale[layer] = np.divide(
-            1.0, gain, out=np.zeros_like(gain), where=gain > 0
-        )
+        self._scale[layer] = scale
         if layer > 0:
             gamma = measured[:, : x.shape[1]] * self._scale[layer][:, None]
             self._delta[layer - 1] = self.network.activation.adjoint(
@@ -170,11 +205,23 @@ class InSituStep:
         x = self._inputs[layer]
         padded = np.zeros_like(adjoint_out)
         padded[:, : x.shape[1]] = x
-        launched = chip.launch(padded - 1j * np.conj(adjoint_out), "interference")
-        _, fields = chip.pass_device("interference", time_s).forward(
-            launched, record=True
-        )
+        launched = chip.launch(interference_input(padded, adjoint_out), "interference")
+        device = chip.pass_device("interference", time_s)
         self.passes += 1
+        passes = self._passes[layer]
+        if "adjoint" in passes and self._sums_monitors(chip, device):
+            if same_device(device, passes["forward"].device):
+                device = passes["forward"].device
+            self.gradients[layer] = measured_batch_gradient(
+                passes["forward"],
+                passes["adjoint"],
+                OpticalPass(device, launched, chip.hardware.interference.monitor),
+                self._scale[layer],
+                chip.noise_rng,
+                chip.nominal_power_factors() if self.loss_correction else None,
+            )
+            return
+        _, fields = device.forward(launched, record=True)
         p_sum = chip.read_monitors(fields.powers(), "interference")
         p_forward, p_adjoint = self._p_forward[layer], self._p_adjoint[layer]
         if self.loss_correction:
@@ -228,9 +275,10 @@ def measure_gradient(
     x: np.ndarray,
     targets: np.ndarray,
     loss_correction: bool = False,
+    summed_monitors: bool = True,
 ) -> InSituResult:
     """Measure the gradient of the batch loss by the three-pass protocol, passes in order."""
-    step = InSituStep(network, x, targets, loss_correction)
+    step = InSituStep(network, x, targets, loss_correction, summed_monitors)
     for kind, layer in pass_order(network.n_layers):
         run_pass(step, kind, layer)
     return step.result()

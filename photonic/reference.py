@@ -16,6 +16,12 @@ import numpy as np
 
 from photonic.mesh import RealisedMesh
 from photonic.network import Activation, Loss
+from photonic.sweep import (
+    exact_batch_gradient,
+    propagate,
+    propagate_backward,
+    sweep_pays_off,
+)
 
 
 @dataclass(frozen=True)
@@ -37,24 +43,40 @@ def exact_gradient(
     x: np.ndarray,
     targets: np.ndarray,
 ) -> GradientResult:
-    """Exact gradient of the batch loss with respect to every applied phase of every layer."""
+    """Exact gradient of the batch loss with respect to every applied phase of every layer.
+
+    A layer on a ``RealisedMesh`` is summed over the batch by ``photonic.sweep``, without
+    recording its fields, when the size makes that faster (``sweep_pays_off``). Other
+    devices, such as an SVD layer, and small sizes record them.
+    """
     inputs, outputs, forward_fields = [], [], []
     current = x
     for index, device in enumerate(devices):
         if index > 0:
             current = activation.forward(outputs[-1])
         inputs.append(current)
-        out, recorded = device.forward(current, record=True)
-        outputs.append(out)
-        forward_fields.append(recorded.stacked())
+        if isinstance(device, RealisedMesh) and sweep_pays_off(
+            device.layout.n_modes, len(current)
+        ):
+            outputs.append(propagate(device, current))
+            forward_fields.append(None)
+        else:
+            out, recorded = device.forward(current, record=True)
+            outputs.append(out)
+            forward_fields.append(recorded.stacked())
 
     value, delta = loss.value_and_adjoint(outputs[-1], targets)
     gradients: list[np.ndarray] = [np.empty(0)] * len(devices)
     for index in range(len(devices) - 1, -1, -1):
-        adjoint_out, recorded = devices[index].backward(delta, record=True)
-        gradients[index] = -np.imag(
-            np.sum(forward_fields[index] * recorded.stacked(), axis=0)
-        )
+        device = devices[index]
+        if forward_fields[index] is None:
+            gradients[index] = exact_batch_gradient(device, inputs[index], delta)
+            adjoint_out = propagate_backward(device, delta)
+        else:
+            adjoint_out, recorded = device.backward(delta, record=True)
+            gradients[index] = -np.imag(
+                np.sum(forward_fields[index] * recorded.stacked(), axis=0)
+            )
         if index > 0:
             gamma = adjoint_out[:, : inputs[index].shape[1]]
             delta = activation.adjoint(outputs[index - 1], gamma)

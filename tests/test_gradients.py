@@ -233,3 +233,37 @@ def test_cross_entropy_equal_logits_give_log_classes() -> None:
 def test_invalid_cross_entropy_groups_raise(groups) -> None:
     with pytest.raises(ValueError, match="output groups"):
         PowerCrossEntropy(n_modes=4, groups=groups)
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_batch_summed_measurement_matches_exact(topology):
+    # N = 8 and a batch of 96 are large enough for the batch-sum sweep path.
+    from photonic.hardware import Chip
+    from photonic.mesh import MeshLayout
+    from photonic.network import AbsActivation, PhotonicNetwork
+    from photonic.sweep import sweep_pays_off
+
+    assert sweep_pays_off(8, 96)
+    lossy = HardwareConfig(static=StaticErrors(coupler_error_std=0.05, mzi_loss_db=0.2))
+    chips = [Chip(MeshLayout.create(8, topology), lossy, seed=s) for s in (1, 2)]
+    network = PhotonicNetwork(
+        chips, AbsActivation(), PowerCrossEntropy(8, ((0, 1, 2, 3), (4, 5, 6, 7)))
+    )
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((96, 8)) + 1j * rng.standard_normal((96, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    labels = rng.integers(0, 2, 96)
+    summed = measure_gradient(network, x, labels, summed_monitors=True).flat()
+    recorded = measure_gradient(network, x, labels, summed_monitors=False).flat()
+    np.testing.assert_allclose(
+        summed, recorded, rtol=0, atol=1e-12 * np.abs(recorded).max()
+    )
+    ideal = [
+        Chip(MeshLayout.create(8, topology), HardwareConfig(), seed=s) for s in (1, 2)
+    ]
+    network = PhotonicNetwork(ideal, network.activation, network.loss)
+    measured = measure_gradient(network, x, labels).flat()
+    exact = exact_gradient(
+        network.devices(), network.activation, network.loss, x, labels
+    ).flat()
+    assert np.linalg.norm(measured - exact) / np.linalg.norm(exact) < 1e-9
