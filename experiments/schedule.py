@@ -369,20 +369,21 @@ def _gradient_errors(config: ScheduleConfig) -> dict[str, GradientError | None]:
     for architecture in config.architectures:
         for method in config.methods:
             label = _label(architecture, method)
-            if method == "in-situ":
-                times = _in_situ_pass_times(config, architecture)
+            if method in ("in-situ", "in-situ-4"):
+                times = _in_situ_pass_times(config, architecture, method)
                 errors[label] = in_situ_gradient_error(
-                    problem(), times, physics.loss_correction
+                    problem(),
+                    times,
+                    physics.loss_correction,
+                    analog_subtraction=method == "in-situ-4",
                 )
             else:
-                # NOTE: the photonic model has no four-pass in situ measurement, so
-                # "in-situ-4" gets None.
                 errors[label] = shared.get(method)
     return errors
 
 
 def _in_situ_pass_times(
-    config: ScheduleConfig, architecture: str
+    config: ScheduleConfig, architecture: str, method: str = "in-situ"
 ) -> list[tuple[str, int, float]]:
     """Return (kind, layer, time in s) of every pass of one scheduled in situ step."""
     times: list[tuple[str, int, float]] = []
@@ -393,7 +394,7 @@ def _in_situ_pass_times(
     simulate_schedule(
         config.system,
         architecture,
-        "in-situ",
+        method,
         config.shape,
         config.settings,
         on_pass=record,

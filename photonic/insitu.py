@@ -81,6 +81,10 @@ class InSituStep:
             differ, so seeded results differ between the two settings. Detectors with an
             ADC are always read per sample, and so are small meshes and batches, where
             recording the fields is faster (``photonic.sweep.sweep_pays_off``).
+        analog_subtraction: measure with two interference passes per layer, inputs
+            x − i·conj(x_adj) and x + i·conj(x_adj), and take (P_sum − P_alt)/4, which needs
+            no stored forward or adjoint powers (Pai et al., Science 2023). The second
+            pass is ``interference_conjugate_pass``.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class InSituStep:
         targets: np.ndarray,
         loss_correction: bool = False,
         summed_monitors: bool = True,
+        analog_subtraction: bool = False,
     ) -> None:
         x = np.asarray(x)
         if not np.all(np.isfinite(x)):
@@ -98,6 +103,8 @@ class InSituStep:
         self.targets = targets
         self.loss_correction = loss_correction
         self.summed_monitors = summed_monitors
+        self.analog_subtraction = analog_subtraction
+        self._p_interference: list[np.ndarray | None] = [None] * network.n_layers
         n = network.n_layers
         self._inputs: list[np.ndarray | None] = [np.asarray(x, dtype=np.complex128)]
         self._inputs += [None] * (n - 1)
@@ -121,6 +128,7 @@ class InSituStep:
         """Whether the monitors of this pass are read as batch sums."""
         return (
             self.summed_monitors
+            and not self.analog_subtraction
             and isinstance(device, RealisedMesh)
             and hasattr(chip, "hardware")
             and sweep_pays_off(device.layout.n_modes, len(self._inputs[0]))
@@ -223,12 +231,42 @@ class InSituStep:
             return
         _, fields = device.forward(launched, record=True)
         p_sum = chip.read_monitors(fields.powers(), "interference")
+        if self.analog_subtraction:
+            self._p_interference[layer] = p_sum
+            return
         p_forward, p_adjoint = self._p_forward[layer], self._p_adjoint[layer]
         if self.loss_correction:
             factor = chip.nominal_power_factors()
             per_sample = 0.5 * (p_sum - p_forward - factor**2 * p_adjoint) / factor
         else:
             per_sample = 0.5 * (p_sum - p_forward - p_adjoint)
+        self.gradients[layer] = self._scale[layer] @ per_sample
+
+    def interference_conjugate_pass(
+        self, layer: int, time_s: float | None = None
+    ) -> None:
+        """Second interference pass of ``layer``, input x + i·conj(x_adj); with analog
+        subtraction it completes the gradient as (P_sum − P_alt)/4."""
+        p_sum = self._p_interference[layer]
+        self._require(
+            self.analog_subtraction and p_sum is not None,
+            f"conjugate interference pass of layer {layer} before its interference pass "
+            "(it needs analog_subtraction=True)",
+        )
+        chip = self.network.chips[layer]
+        adjoint_out = self._adjoint_out[layer]
+        x = self._inputs[layer]
+        padded = np.zeros_like(adjoint_out)
+        padded[:, : x.shape[1]] = x
+        launched = chip.launch(padded + 1j * np.conj(adjoint_out), "interference")
+        _, fields = chip.pass_device("interference", time_s).forward(
+            launched, record=True
+        )
+        self.passes += 1
+        p_alt = chip.read_monitors(fields.powers(), "interference")
+        per_sample = 0.25 * (p_sum - p_alt)
+        if self.loss_correction:
+            per_sample = per_sample / chip.nominal_power_factors()
         self.gradients[layer] = self._scale[layer] @ per_sample
 
     def result(self) -> InSituResult:
@@ -245,11 +283,15 @@ class InSituStep:
         )
 
 
-def pass_order(n_layers: int) -> list[tuple[str, int]]:
+def pass_order(
+    n_layers: int, analog_subtraction: bool = False
+) -> list[tuple[str, int]]:
     """Return the hardware order of the passes of one step, as (kind, layer) pairs."""
     order = [("forward", layer) for layer in range(n_layers)]
     for layer in range(n_layers - 1, -1, -1):
         order += [("adjoint", layer), ("interference", layer)]
+        if analog_subtraction:
+            order.append(("interference-conjugate", layer))
     return order
 
 
@@ -262,6 +304,7 @@ def run_pass(
         "forward": step.forward_pass,
         "adjoint": step.adjoint_pass,
         "interference": step.interference_pass,
+        "interference-conjugate": step.interference_conjugate_pass,
     }
     if kind not in methods:
         raise ValueError(
@@ -276,9 +319,12 @@ def measure_gradient(
     targets: np.ndarray,
     loss_correction: bool = False,
     summed_monitors: bool = True,
+    analog_subtraction: bool = False,
 ) -> InSituResult:
     """Measure the gradient of the batch loss by the three-pass protocol, passes in order."""
-    step = InSituStep(network, x, targets, loss_correction, summed_monitors)
-    for kind, layer in pass_order(network.n_layers):
+    step = InSituStep(
+        network, x, targets, loss_correction, summed_monitors, analog_subtraction
+    )
+    for kind, layer in pass_order(network.n_layers, analog_subtraction):
         run_pass(step, kind, layer)
     return step.result()

@@ -147,8 +147,10 @@ def in_situ_gradient_error(
     problem: PhysicsProblem,
     pass_times_s: Sequence[tuple[str, int, float]] | None = None,
     loss_correction: bool = False,
+    analog_subtraction: bool = False,
 ) -> GradientError:
-    """Return the error of the gradient measured in situ with three passes per layer.
+    """Return the error of the gradient measured in situ with three passes per layer, or
+    four with ``analog_subtraction``.
 
     ``pass_times_s`` lists (kind, layer, time in s) of every pass in the order the
     schedule starts them, as ``on_pass`` reports them; the drift of every chip follows
@@ -159,15 +161,23 @@ def in_situ_gradient_error(
         RuntimeError: if the pass order leaves a pass without its input.
     """
     network = problem.network
-    step = InSituStep(network, problem.x, problem.labels, loss_correction)
+    step = InSituStep(
+        network,
+        problem.x,
+        problem.labels,
+        loss_correction,
+        analog_subtraction=analog_subtraction,
+    )
     if pass_times_s is None:
         pass_times_s = [
-            (kind, layer, None) for kind, layer in pass_order(network.n_layers)
+            (kind, layer, None)
+            for kind, layer in pass_order(network.n_layers, analog_subtraction)
         ]
     for kind, layer, time_s in pass_times_s:
         run_pass(step, kind, layer, time_s)
     measured = step.result()
-    return _compare("in-situ", problem, measured.gradients, _reference(problem))
+    label = "in-situ-4" if analog_subtraction else "in-situ"
+    return _compare(label, problem, measured.gradients, _reference(problem))
 
 
 def hybrid_gradient_error(problem: PhysicsProblem) -> GradientError:
