@@ -1,9 +1,9 @@
 """The training experiment: in situ training of a photonic network beside a digital baseline.
 
-One run loads a dataset offline, encodes it into input amplitudes, trains a network of mesh
-layers by measured in situ gradients on a chip with the configured hardware errors, sequences
-every training step through the SimPy model so each pass runs at its simulated time, trains
-the digital baseline on the same split, and writes a results folder:
+One run loads a dataset offline and encodes it into input amplitudes. It trains a network of
+mesh layers by measured in situ gradients on a chip with the configured hardware errors, and
+every training step runs through the SimPy model so each pass runs at its simulated time. It
+then trains the digital baseline on the same split and writes a results folder:
 
 - ``config.toml``: the resolved config (rerunning it reproduces the run);
 - ``provenance.json``: versions, platform, seed, git commit;

@@ -125,7 +125,7 @@ class InSituStep:
             raise RuntimeError(f"in situ passes out of order: {message}")
 
     def _sums_monitors(self, chip: object, device: object) -> bool:
-        """Whether the monitors of this pass are read as batch sums."""
+        """Return whether the monitors of this pass are read as batch sums."""
         return (
             self.summed_monitors
             and not self.analog_subtraction
@@ -198,6 +198,13 @@ class InSituStep:
                 self._outputs[layer - 1], gamma
             )
 
+    def _padded_input(self, layer: int) -> np.ndarray:
+        """Return the layer's input with zeros on the dark ports that the adjoint light leaves."""
+        x = self._inputs[layer]
+        padded = np.zeros_like(self._adjoint_out[layer])
+        padded[:, : x.shape[1]] = x
+        return padded
+
     def interference_pass(self, layer: int, time_s: float | None = None) -> None:
         """Interference pass of ``layer`` with input x − i·conj(x_adj); completes its gradient.
 
@@ -210,9 +217,7 @@ class InSituStep:
             f"interference pass of layer {layer} before its adjoint pass",
         )
         chip = self.network.chips[layer]
-        x = self._inputs[layer]
-        padded = np.zeros_like(adjoint_out)
-        padded[:, : x.shape[1]] = x
+        padded = self._padded_input(layer)
         launched = chip.launch(interference_input(padded, adjoint_out), "interference")
         device = chip.pass_device("interference", time_s)
         self.passes += 1
@@ -255,9 +260,7 @@ class InSituStep:
         )
         chip = self.network.chips[layer]
         adjoint_out = self._adjoint_out[layer]
-        x = self._inputs[layer]
-        padded = np.zeros_like(adjoint_out)
-        padded[:, : x.shape[1]] = x
+        padded = self._padded_input(layer)
         launched = chip.launch(padded + 1j * np.conj(adjoint_out), "interference")
         _, fields = chip.pass_device("interference", time_s).forward(
             launched, record=True
