@@ -131,6 +131,16 @@ def _add_schedule_parser(
     )
 
 
+def _report_unwritable(results_dir: str, error: OSError) -> int:
+    """Print why the results folder cannot be written and return the exit status 2."""
+    print(
+        f"photonic-backprop: error: cannot write the results folder under "
+        f"{results_dir!r}: {error}",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _build_parser().parse_args(argv)
@@ -178,12 +188,7 @@ def _error_sources(args: argparse.Namespace) -> int:
             reference=args.reference,
         )
     except OSError as error:
-        print(
-            f"photonic-backprop: error: cannot write the results folder under "
-            f"{args.results_dir!r}: {error}",
-            file=sys.stderr,
-        )
-        return 2
+        return _report_unwritable(args.results_dir, error)
     for reference in result.references:
         print(f"gradient error 1 − ĝ·g, {REFERENCE_TITLES[reference]}\n")
         print(format_summary_table(result.points, reference=reference))
@@ -206,12 +211,7 @@ def _schedule(args: argparse.Namespace) -> int:
         print(f"photonic-backprop: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(
-            f"photonic-backprop: error: cannot write the results folder under "
-            f"{args.results_dir!r}: {error}",
-            file=sys.stderr,
-        )
-        return 2
+        return _report_unwritable(args.results_dir, error)
     print(format_schedule_summary(run.summary))
     return 0
 
@@ -234,12 +234,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"photonic-backprop: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(
-            f"photonic-backprop: error: cannot write the results folder under "
-            f"{args.results_dir!r}: {error}",
-            file=sys.stderr,
-        )
-        return 2
+        return _report_unwritable(args.results_dir, error)
     except RunInterrupted as interrupted:
         print(
             "photonic-backprop: interrupted; finished epochs are saved in "
