@@ -27,7 +27,7 @@ from photonic.reference import exact_gradient, gradient_error, programmed_gradie
 
 
 def physics_only_epoch(trainer: Trainer, x: np.ndarray, labels: np.ndarray) -> None:
-    """One epoch with the trainer's physics and updates but no SimPy model."""
+    """Run one epoch with the trainer's physics and updates but no SimPy model."""
     network = trainer.network
     order = trainer.rng.permutation(len(x))
     batch = trainer.config.training.batch_size

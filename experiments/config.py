@@ -402,7 +402,7 @@ class ExperimentConfig:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as nested plain values; keys whose value is None are left out."""
+        """Return the config as nested plain values, leaving out keys whose value is None."""
         out: dict[str, Any] = {"name": self.name, "seed": self.seed}
         for key in _SIMPLE_SECTIONS:
             section = getattr(self, key)
@@ -411,20 +411,20 @@ class ExperimentConfig:
                 for f in fields(section)
                 if getattr(section, f.name) is not None
             }
-        # TOML has no null, so fields that are None are left out; they read back as None
-        # only when the base preset is "ideal", whose optional fields are all None.
+        # TOML has no null, so fields that are None are left out. They read back as None
+        # only when the base preset is "ideal", because its optional fields are all None.
         out["hardware"] = {"preset": "ideal", **_without_none(self.hardware.to_dict())}
         out["timing"] = self.timing.to_dict()
         return out
 
     def to_toml(self) -> str:
-        """The config as TOML text that ``load_config`` reads back to an equal config."""
+        """Return the config as TOML text that ``load_config`` reads back to an equal config."""
         return tomli_w.dumps(self.to_dict())
 
     def with_overrides(
         self, *, seed: int | None = None, epochs: int | None = None
     ) -> ExperimentConfig:
-        """A copy with the seed and/or the number of epochs replaced."""
+        """Return a copy with the seed, the number of epochs, or both replaced."""
         config = self
         if seed is not None:
             config = replace(config, seed=seed)

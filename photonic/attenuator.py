@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from photonic.hardware import Chip, HardwareConfig
-from photonic.mesh import MeshLayout, RealisedMesh
+from photonic.mesh import MeshLayout, RealisedMesh, check_passive_components
 
 logger = logging.getLogger(__name__)
 
@@ -208,26 +208,13 @@ class AttenuatorStage:
     def __post_init__(self) -> None:
         r = self.layout.n_attenuators
         self.layout.split_phases(self.phases)
-        expected = {
-            "coupler_angles": (self.coupler_angles, (2, r)),
-            "arm_amplitude": (self.arm_amplitude, (2, r)),
-        }
-        if self.column_amplitude is not None:
-            expected["column_amplitude"] = (
-                self.column_amplitude,
-                (1, self.layout.n_modes),
-            )
-        for name, (array, shape) in expected.items():
-            if np.shape(array) != shape:
-                raise ValueError(
-                    f"{name} has shape {np.shape(array)}; expected {shape}"
-                )
-        for name in ("arm_amplitude", "column_amplitude"):
-            array = getattr(self, name)
-            if array is not None and (np.any(array > 1) or np.any(array < 0)):
-                raise ValueError(
-                    f"{name} must lie in [0, 1] because a passive device cannot add power"
-                )
+        check_passive_components(
+            r,
+            (1, self.layout.n_modes),
+            self.coupler_angles,
+            self.arm_amplitude,
+            self.column_amplitude,
+        )
 
     @classmethod
     def from_mesh(cls, mesh: RealisedMesh) -> AttenuatorStage:

@@ -20,8 +20,8 @@ class AmplitudeEncoder:
     Args:
         n_modes: number of input ports; at least one more than the number of features.
         power: total launched power of every sample, in units of the launched power.
-        fill: fraction of ``power`` that the largest training sample's features use; the rest
-            goes to the bias ports, so samples unseen in training have room to be larger.
+        fill: fraction of ``power`` that the largest training sample's features use. The
+            rest goes to the bias ports, so samples unseen in training have room to be larger.
     """
 
     def __init__(self, n_modes: int, power: float = 1.0, fill: float = 0.6) -> None:
@@ -71,7 +71,7 @@ class AmplitudeEncoder:
         """Input fields ``(samples, n_modes)`` of total power ``power`` each.
 
         A sample whose scaled features would exceed the total power is shrunk to leave a
-        little power on the bias ports; the count of such samples is logged.
+        little power on the bias ports, and the count of such samples is logged.
         """
         if self.gain is None:
             raise RuntimeError("AmplitudeEncoder.transform called before fit")

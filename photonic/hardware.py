@@ -150,7 +150,7 @@ class Programming:
         v_pi: voltage of a π phase shift in V (voltage domain), γ = π/V_π².
         v_max: top of the DAC's voltage range in V; None means √2·V_π, which reaches 2π.
         rounding: "nearest" or "stochastic". Stochastic rounding is unbiased on average
-            in the DAC's own domain; in the voltage domain the applied phase γV² comes out
+            in the DAC's own domain. In the voltage domain the applied phase γV² comes out
             high on average by γ·ΔV²·p(1 − p) ≤ γ·ΔV²/4 (about 2e-5 rad at 8 bits).
         crosstalk: thermal crosstalk coefficient c in [0, 1): each shifter gains c times the
             phase of each side-by-side shifter.
@@ -391,9 +391,10 @@ def _all_passes(**values: Any) -> dict[str, PassErrors]:
 # Named presets. Their values and sources are listed in docs/hardware.md.
 HARDWARE_PRESETS: dict[str, HardwareConfig] = {
     "ideal": HardwareConfig(),
-    # The noise model of the Pai et al., Science 380, 398 (2023) simulation: I/O amplitude
-    # and phase errors up to 0.05 and monitor noise K up to 0.02, here at mid values, with
-    # loss 0.25 dB per MZI and 0.05 dB spread, 2 % coupler ratio spread and an 8-bit DAC.
+    # The noise model of the Pai et al., Science 380, 398 (2023) simulation has I/O
+    # amplitude and phase errors up to 0.05 and monitor noise K up to 0.02; this preset
+    # takes mid values. It adds loss of 0.25 dB per MZI with 0.05 dB spread, a 2 % coupler
+    # ratio spread and an 8-bit DAC.
     "bench": HardwareConfig(
         static=StaticErrors(
             coupler_ratio_std=0.02,
@@ -749,8 +750,8 @@ class Chip:
 
         Computed from the configured mean losses as if every waveguide of every column had
         the same loss (MZI loss plus waveguide loss), in phase-vector order. The θ point of
-        an MZI in column c lies after c columns and its own internal arms; the φ point after
-        c columns; the output phases after every column.
+        an MZI in column c lies after c columns and its own internal arms. The φ point lies
+        after c columns, and the output phases after every column.
         """
         static = self.hardware.static
         column_db = static.mzi_loss_db + static.waveguide_loss_db

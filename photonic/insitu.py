@@ -174,6 +174,7 @@ class InSituStep:
         # launched at the power of its forward input. The gradient is linear in the
         # source, so the measured gradient is scaled back by the same factor.
         gain, scale = adjoint_gain(x, delta, getattr(chip, "output_scale", 1.0))
+
         launched = chip.launch(delta * gain[:, None], "adjoint")
         device = chip.pass_device("adjoint", time_s)
         self.passes += 1
@@ -189,6 +190,7 @@ class InSituStep:
         else:
             adjoint_out, fields = device.backward(launched, record=True)
             self._p_adjoint[layer] = chip.read_monitors(fields.powers(), "adjoint")
+
         measured = chip.measure_fields(adjoint_out, "adjoint")
         self._adjoint_out[layer] = measured
         self._scale[layer] = scale

@@ -3,7 +3,7 @@
 A mesh on N modes is a sequence of columns of MZIs on adjacent mode pairs (k, k+1), followed by
 one output phase shifter per mode. MZIs are numbered column by column, and by top mode within a
 column. A mesh's phases form one vector of length N² in the order (θ of every MZI, φ of every
-MZI, output phases ψ); gradients and monitor powers use the same order.
+MZI, output phases ψ). Gradients and monitor powers use the same order.
 
 A batch of inputs has shape ``(batch, modes)``; a mesh with transfer matrix U maps ``x`` to
 ``x @ U.T``. Light launched into the output ports passes the same components in reverse, so by
@@ -170,6 +170,37 @@ class MeshFields:
         return np.abs(self.stacked()) ** 2
 
 
+def check_passive_components(
+    n_elements: int,
+    column_shape: tuple[int, int],
+    coupler_angles: np.ndarray,
+    arm_amplitude: np.ndarray,
+    column_amplitude: np.ndarray | None,
+) -> None:
+    """Raise ValueError unless the component arrays have their shapes and no gain.
+
+    ``coupler_angles`` and ``arm_amplitude`` are ``(2, n_elements)``; ``column_amplitude``,
+    if given, is ``column_shape``. Amplitudes must lie in [0, 1].
+    """
+    expected = {
+        "coupler_angles": (coupler_angles, (2, n_elements)),
+        "arm_amplitude": (arm_amplitude, (2, n_elements)),
+    }
+    if column_amplitude is not None:
+        expected["column_amplitude"] = (column_amplitude, column_shape)
+    for name, (array, shape) in expected.items():
+        if np.shape(array) != shape:
+            raise ValueError(f"{name} has shape {np.shape(array)}; expected {shape}")
+    for name, array in (
+        ("arm_amplitude", arm_amplitude),
+        ("column_amplitude", column_amplitude),
+    ):
+        if array is not None and (np.any(array > 1) or np.any(array < 0)):
+            raise ValueError(
+                f"{name} must lie in [0, 1] because a passive device cannot add power"
+            )
+
+
 @dataclass(frozen=True)
 class RealisedMesh:
     """One realised device: the phases it applies and its static imperfections.
@@ -199,26 +230,13 @@ class RealisedMesh:
     def __post_init__(self) -> None:
         m = self.layout.n_mzis
         self.layout.split_phases(self.phases)
-        expected = {
-            "coupler_angles": (self.coupler_angles, (2, m)),
-            "arm_amplitude": (self.arm_amplitude, (2, m)),
-        }
-        if self.column_amplitude is not None:
-            expected["column_amplitude"] = (
-                self.column_amplitude,
-                (self.layout.depth, self.layout.n_modes),
-            )
-        for name, (array, shape) in expected.items():
-            if np.shape(array) != shape:
-                raise ValueError(
-                    f"{name} has shape {np.shape(array)}; expected {shape}"
-                )
-        for name in ("arm_amplitude", "column_amplitude"):
-            array = getattr(self, name)
-            if array is not None and (np.any(array > 1) or np.any(array < 0)):
-                raise ValueError(
-                    f"{name} must lie in [0, 1] because a passive device cannot add power"
-                )
+        check_passive_components(
+            m,
+            (self.layout.depth, self.layout.n_modes),
+            self.coupler_angles,
+            self.arm_amplitude,
+            self.column_amplitude,
+        )
 
     @classmethod
     def ideal(cls, layout: MeshLayout, phases: np.ndarray) -> RealisedMesh:

@@ -76,7 +76,7 @@ SWEEP_MIN_WORK = 512
 
 
 def sweep_pays_off(n_modes: int, batch: int) -> bool:
-    """Whether batch sums by sweep are expected to beat recorded fields for this size."""
+    """Return whether batch sums by sweep are expected to beat recorded fields here."""
     return n_modes * batch >= SWEEP_MIN_WORK
 
 

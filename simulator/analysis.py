@@ -1,4 +1,4 @@
-"""What a trace says: utilisation, bottleneck, critical path and energy by phase.
+"""Analyses of a trace: utilisation, bottleneck, critical path and energy by phase.
 
 The critical path runs back from the activity that ends last, from each activity to its
 cause (the activity whose end, or for a streamed pass whose start, let it begin), until

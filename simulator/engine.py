@@ -133,7 +133,7 @@ class CancelledRequest:
 
 @dataclass(frozen=True)
 class PassRecord:
-    """One optical pass as the physics sees it: when it ran and how settled its mesh was.
+    """One optical pass for the physics model: when it ran and how settled its mesh was.
 
     Attributes:
         kind: "forward", "adjoint", "interference", "interference-conjugate" or

@@ -153,7 +153,7 @@ def in_situ_gradient_error(
     four with ``analog_subtraction``.
 
     ``pass_times_s`` lists (kind, layer, time in s) of every pass in the order the
-    schedule starts them, as ``on_pass`` reports them; the drift of every chip follows
+    schedule starts them, as ``on_pass`` reports them, and the drift of every chip follows
     those times. None runs the passes in ``photonic.insitu.pass_order`` with the drift
     frozen. ``loss_correction`` is passed to ``photonic.insitu.InSituStep``.
 
