@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from experiments.blas import limit_blas_threads
 from experiments.config import load_config
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Mesh products are too small to gain from BLAS threads; experiments/blas.py gives
+    # the figures.
+    limit_blas_threads()
 
     if args.command == "train":
         return _train(args)

@@ -13,10 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from experiments.blas import limit_blas_threads
 from photonic.hardware import Chip, HardwareConfig
 from photonic.losses import ComplexMSE, PowerCrossEntropy
 from photonic.mesh import MeshLayout
 from photonic.network import AbsActivation, IdentityActivation, PhotonicNetwork
+
+# One BLAS thread for the whole test session: the tests' products are small, and threads
+# slow them down (experiments/blas.py gives the figures).
+_BLAS_LIMIT = limit_blas_threads()
 
 
 def random_fields(rng: np.random.Generator, batch: int, n_modes: int) -> np.ndarray:
