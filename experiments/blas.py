@@ -3,8 +3,8 @@
 The products in a mesh simulation are small: N×N blocks with N up to a few hundred, and
 8×8 cell blocks. On such shapes a multithreaded OpenBLAS spends longer waking and joining
 its threads than multiplying. On a 2-core machine a 64×64 complex product took 0.03 ms on
-one thread and 4 to 12 ms with two, and the exact-gradient sweep at N = 64 took 13 ms
-instead of 5. Sweeps get their parallelism from worker processes instead, one BLAS thread
+one thread and 1 to 15 ms with two, and one exact-gradient step at N = 64 took about
+30 ms instead of 4.5 ms. Sweeps get their parallelism from worker processes instead, one BLAS thread
 each, so that the workers do not also compete for the cores through BLAS threads.
 """
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from experiments.blas import limit_blas_threads
 from experiments.config import load_config
@@ -68,6 +70,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_error_sources_parser(commands, logging_options)
     _add_schedule_parser(commands, logging_options)
+    _add_sweep_parser(commands, logging_options)
+    _add_reproduce_parser(commands, logging_options)
     return parser
 
 
@@ -132,6 +136,96 @@ def _add_schedule_parser(
     )
 
 
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        choices=("processes", "dask-local"),
+        default="processes",
+        help="where points run: local worker processes, or a local Dask cluster of "
+        "--workers single-threaded processes (default: processes)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the points on the running Dask cluster at this scheduler address, "
+        "e.g. tcp://10.0.0.5:8786",
+    )
+    parser.add_argument(
+        "--results-dir",
+        default="results",
+        help="folder that receives the run folder (default: results)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+
+
+def _add_sweep_parser(
+    commands: argparse._SubParsersAction, logging_options: argparse.ArgumentParser
+) -> None:
+    from experiments.sweep import bundled_sweep_names
+
+    sweep = commands.add_parser(
+        "sweep",
+        parents=[logging_options],
+        help="run a grid of experiments over seeds, resuming where a run stopped",
+        description="Run every point of a sweep config (grid values × seeds) that "
+        "results/sweeps/<name>/points.jsonl does not contain yet, then write the "
+        "tables and the plot of mean ± std over seeds and print the table.",
+    )
+    sweep.add_argument(
+        "config",
+        help="TOML sweep config, or the name of a bundled sweep ("
+        + ", ".join(bundled_sweep_names())
+        + ")",
+    )
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (Dask workers with --executor dask-local); "
+        "default: the config's [sweep] workers",
+    )
+    _add_executor_options(sweep)
+    sweep.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing; tabulate the points already in the points file",
+    )
+
+
+def _add_reproduce_parser(
+    commands: argparse._SubParsersAction, logging_options: argparse.ArgumentParser
+) -> None:
+    from experiments.reproduce import SIZES
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        parents=[logging_options],
+        help="reproduce a published result and write a report beside it",
+        description="Run a reproduction of a published result and write report.md, "
+        "summary.json and its plots into results/reproduce/<name>-<size>; a rerun "
+        "skips the points a stopped run finished.",
+    )
+    reproduce.add_argument("name", nargs="?", help="reproduction to run (see --list)")
+    reproduce.add_argument(
+        "--list", action="store_true", help="list the reproductions and exit"
+    )
+    reproduce.add_argument(
+        "--size",
+        choices=SIZES,
+        default="default",
+        help="smoke: a seconds-long check of the code path; default: about 10 "
+        "minutes on 2 cores; full: the published size (default: default)",
+    )
+    reproduce.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (Dask workers with --executor dask-local) (default: 1)",
+    )
+    _add_executor_options(reproduce)
+
+
 def _report_unwritable(results_dir: str, error: OSError) -> int:
     """Print why the results folder cannot be written and return the exit status 2."""
     print(
@@ -151,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quiet", False):
         level = logging.WARNING
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    # Dask logs every worker start and stop at info level.
+    logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -164,7 +260,117 @@ def main(argv: list[str] | None = None) -> int:
         return _error_sources(args)
     if args.command == "schedule":
         return _schedule(args)
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "reproduce":
+        return _reproduce(args)
     return 2
+
+
+def _print_error(message: object) -> int:
+    """Print an error message and return the exit status 2."""
+    print(f"photonic-backprop: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run_points_command(
+    run: Callable[[], Any], results_dir: str
+) -> tuple[int, Any | None]:
+    """Run a command that runs sweep points; return (exit status, its result or None).
+
+    Errors are printed here: bad input gives status 2, a failed point 1 and an
+    interruption 130, with the finished points kept for a rerun.
+    """
+    from experiments.sweep import PointFailed, SweepExecutorError
+
+    try:
+        return 0, run()
+    except (FileNotFoundError, ValueError, SweepExecutorError) as error:
+        return _print_error(error), None
+    except PointFailed as error:
+        print(
+            f"photonic-backprop: {error}: {error.__cause__!r}; the finished points are "
+            "saved and a rerun resumes after them",
+            file=sys.stderr,
+        )
+        return 1, None
+    except OSError as error:
+        return _report_unwritable(results_dir, error), None
+    except KeyboardInterrupt:
+        print(
+            "photonic-backprop: interrupted; the finished points are saved and a "
+            "rerun resumes after them",
+            file=sys.stderr,
+        )
+        return 130, None
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from experiments.sweep import (
+        collect_sweep,
+        load_sweep_config,
+        run_sweep,
+        sweep_folder,
+    )
+
+    def run() -> Any:
+        config, text = load_sweep_config(args.config)
+        if args.collect:
+            return collect_sweep(config, sweep_folder(config, args.results_dir))
+        return run_sweep(
+            config,
+            args.results_dir,
+            config_text=text,
+            workers=args.workers,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+        )
+
+    status, summary = _run_points_command(run, args.results_dir)
+    if summary is None:
+        return status
+    print(summary.table)
+    print()
+    if summary.missing:
+        print(f"{summary.missing} points have no result yet")
+    print(f"results written to {summary.folder}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from experiments.reproduce import REPRODUCTIONS, format_targets, run_reproduction
+
+    if args.list:
+        print("\n".join(REPRODUCTIONS))
+        return 0
+    if args.name is None:
+        return _print_error(
+            "give the name of a reproduction, or --list; known: "
+            + ", ".join(REPRODUCTIONS)
+        )
+    command = f"photonic-backprop reproduce {args.name} --size {args.size}"
+    status, outcome = _run_points_command(
+        lambda: run_reproduction(
+            args.name,
+            args.results_dir,
+            size=args.size,
+            workers=args.workers,
+            executor=args.executor,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+            command=command,
+        ),
+        args.results_dir,
+    )
+    if outcome is None:
+        return status
+    result, report = outcome
+    if result.targets:
+        print(format_targets(result.targets))
+        print()
+    print(f"report written to {report}")
+    return 0
 
 
 def _error_sources(args: argparse.Namespace) -> int:
