@@ -13,7 +13,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,28 @@ class ReproductionContext:
     def points_path(self) -> Path:
         """The JSON-lines file of finished sweep points."""
         return self.folder / "points.jsonl"
+
+    def run_points(
+        self, task: str, points: Sequence[Any], root_seed: int
+    ) -> list[dict[str, Any]]:
+        """Run sweep ``points`` of ``task`` with this context's workers and points file.
+
+        ``experiments.sweep.run_points`` describes the arguments, the records returned
+        and the errors raised.
+        """
+        from experiments.sweep import run_points
+
+        return run_points(
+            task,
+            points,
+            self.points_path,
+            root_seed=root_seed,
+            workers=self.workers,
+            executor=self.executor,
+            scheduler=self.scheduler,
+            progress=self.progress,
+            description=self.name,
+        )
 
 
 @dataclass(frozen=True)

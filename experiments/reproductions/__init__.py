@@ -1,0 +1,1 @@
+"""Reproductions of published results, one module each, run by ``experiments.reproduce``."""
