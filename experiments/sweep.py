@@ -329,6 +329,8 @@ def run_point(
         TypeError: if the result is not a dict of JSON-serialisable values (numpy
             scalars and arrays are converted).
     """
+    # Parallelism comes from the worker processes; BLAS threads inside each worker would
+    # compete with them for the cores and slow the small mesh products (experiments/blas.py).
     limit_blas_threads()
     function = resolve_task(task)
     seed = np.random.SeedSequence(root_seed, spawn_key=tuple(index))
@@ -352,6 +354,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _initialize_worker() -> None:
+    # One BLAS thread per worker process, for the reason given in run_point.
     limit_blas_threads()
 
 
