@@ -329,8 +329,9 @@ def run_point(
         TypeError: if the result is not a dict of JSON-serialisable values (numpy
             scalars and arrays are converted).
     """
-    # Parallelism comes from the worker processes; BLAS threads inside each worker would
-    # compete with them for the cores and slow the small mesh products (experiments/blas.py).
+    # Parallelism comes from the worker processes. BLAS threads inside each worker would
+    # compete with them for the cores and slow the small mesh products
+    # (experiments/blas.py gives the figures).
     limit_blas_threads()
     function = resolve_task(task)
     seed = np.random.SeedSequence(root_seed, spawn_key=tuple(index))
