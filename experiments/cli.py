@@ -29,7 +29,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="show only warnings and errors",
+        help="show only warnings and errors, and no progress bars",
     )
     parser = argparse.ArgumentParser(
         prog="photonic-backprop",
@@ -147,8 +147,8 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="run the points on the running Dask cluster at this scheduler address, "
-        "e.g. tcp://10.0.0.5:8786",
+        help="run the points on the running Dask cluster whose scheduler has this "
+        "address, of the form tcp://host:port (e.g. tcp://10.0.0.5:8786)",
     )
     parser.add_argument(
         "--results-dir",
@@ -236,6 +236,23 @@ def _report_unwritable(results_dir: str, error: OSError) -> int:
     return 2
 
 
+QUIET_LIBRARIES = ("distributed", "tornado", "bokeh")
+"""Loggers of the Dask stack, whose records below warning level are not shown."""
+
+
+class _QuietLibrariesFilter(logging.Filter):
+    """Drop the records of the ``QUIET_LIBRARIES`` loggers below warning level.
+
+    A filter on the handler, because setting the level of the "distributed" logger does
+    not last: importing distributed sets its loggers to the levels of the Dask config,
+    and distributed is imported only when a sweep needs it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        library = record.name.partition(".")[0]
+        return library not in QUIET_LIBRARIES or record.levelno >= logging.WARNING
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _build_parser().parse_args(argv)
@@ -244,12 +261,17 @@ def main(argv: list[str] | None = None) -> int:
         level = logging.DEBUG
     if getattr(args, "quiet", False):
         level = logging.WARNING
+        # -q means no progress bars either, whatever the command.
+        args.no_progress = True
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-    # Dask logs every worker start and stop at info level.
-    logging.getLogger("distributed").setLevel(max(level, logging.WARNING))
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Dask logs every worker start and stop, and every client connection, at info
+    # level.
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _QuietLibrariesFilter) for f in handler.filters):
+            handler.addFilter(_QuietLibrariesFilter())
     # Mesh products are too small to gain from BLAS threads; experiments/blas.py gives
     # the figures.
     limit_blas_threads()
@@ -278,8 +300,9 @@ def _run_points_command(
 ) -> tuple[int, Any | None]:
     """Run a command that runs sweep points; return (exit status, its result or None).
 
-    Errors are printed here: bad input gives status 2, a failed point 1 and an
-    interruption 130, with the finished points kept for a rerun.
+    Errors are printed here: bad input, an unreachable scheduler or another run of the
+    same points gives status 2, a failed point 1 and an interruption 130, with the
+    finished points kept for a rerun.
     """
     from experiments.sweep import PointFailed, SweepExecutorError
 
@@ -288,12 +311,16 @@ def _run_points_command(
     except (FileNotFoundError, ValueError, SweepExecutorError) as error:
         return _print_error(error), None
     except PointFailed as error:
+        # The traceback of the cause is logged at debug level, so -v shows it.
         print(
             f"photonic-backprop: {error}: {error.__cause__!r}; the finished points are "
             "saved and a rerun resumes after them",
             file=sys.stderr,
         )
         return 1, None
+    except BlockingIOError as error:
+        # Another run has the lock on the points file.
+        return _print_error(error.strerror), None
     except OSError as error:
         return _report_unwritable(results_dir, error), None
     except KeyboardInterrupt:
@@ -339,10 +366,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from experiments.reproduce import REPRODUCTIONS, format_targets, run_reproduction
+    from experiments.reproduce import (
+        REPRODUCTIONS,
+        format_reproduction_list,
+        format_targets,
+        run_reproduction,
+    )
 
     if args.list:
-        print("\n".join(REPRODUCTIONS))
+        print(format_reproduction_list())
         return 0
     if args.name is None:
         return _print_error(
@@ -350,8 +382,16 @@ def _reproduce(args: argparse.Namespace) -> int:
             + ", ".join(REPRODUCTIONS)
         )
     command = f"photonic-backprop reproduce {args.name} --size {args.size}"
-    status, outcome = _run_points_command(
-        lambda: run_reproduction(
+
+    def run() -> Any:
+        from experiments.sweep import check_executor_options, check_scheduler
+
+        # Checked here because run_reproduction writes the run folder before its
+        # points start.
+        check_executor_options(args.workers, args.executor, args.scheduler)
+        if args.scheduler is not None:
+            check_scheduler(args.scheduler)
+        return run_reproduction(
             args.name,
             args.results_dir,
             size=args.size,
@@ -360,9 +400,9 @@ def _reproduce(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             progress=not args.no_progress,
             command=command,
-        ),
-        args.results_dir,
-    )
+        )
+
+    status, outcome = _run_points_command(run, args.results_dir)
     if outcome is None:
         return status
     result, report = outcome

@@ -33,14 +33,26 @@ REPRODUCTIONS: dict[str, str] = {
 }
 """Reproduction names and the ``module:function`` that runs each."""
 
+REPRODUCTION_SUMMARIES: dict[str, str] = {
+    "fang2019-fidelity": "256-port mesh fidelity with component errors (Fang et al. 2019)",
+    "clements-vs-reck": "Clements against Reck meshes under loss and coupler errors",
+    "pai2023-toy": "toy sets trained in silico and in situ (Pai et al. 2023)",
+    "pai2023-gradient-error": "gradient error on a perturbed 4×4 mesh (Pai et al. 2023)",
+    "pai2023-64port": "64-port network under I/O and monitor noise (Pai et al. 2023)",
+    "hughes2018-ring": "ring classification on six 4×4 meshes (Hughes et al. 2018)",
+    "offline-vs-insitu": "offline training on imperfect chips, recovered in situ",
+}
+"""One-line description of every reproduction in ``REPRODUCTIONS``."""
+
 SIZES = ("smoke", "default", "full")
-"""Run sizes: "smoke" is a seconds-long check of the code path for tests, "default"
-finishes in about 10 minutes on 2 cores, "full" is the published size where it
-differs."""
+"""Run sizes: "smoke" is a seconds-long check of the code path for tests. "default" is
+sized for a small machine: with 2 worker processes on a 2-core VM that was running
+other jobs, the reproductions took from about 20 s (clements-vs-reck) to 12 minutes
+(pai2023-64port). "full" is the published size where it differs from "default"."""
 
 EXECUTORS = ("processes", "dask-local")
-"""Where sweep points run without a scheduler address: local worker processes, or a
-local Dask cluster."""
+"""Executors of sweep points when no scheduler address is given: local worker
+processes, or a local Dask cluster."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ class ReproductionContext:
 
     Attributes:
         name: the reproduction's name.
-        folder: the run folder; ``points.jsonl`` in it holds the finished points.
+        folder: the run folder; ``points.jsonl`` in it contains the finished points.
         size: "smoke", "default" or "full".
         workers: worker processes for sweep points.
         executor: "processes" or "dask-local".
@@ -163,18 +175,32 @@ def check_name(name: str) -> str:
     return name
 
 
+def format_reproduction_list() -> str:
+    """Return one line per reproduction, its name and its one-line description, with
+    the descriptions aligned in a column, for ``reproduce --list``."""
+    width = max(len(name) for name in REPRODUCTIONS)
+    return "\n".join(
+        f"{name:<{width}}  {REPRODUCTION_SUMMARIES.get(name, '')}".rstrip()
+        for name in REPRODUCTIONS
+    )
+
+
 def _runner(name: str) -> Callable[[ReproductionContext], Reproduction]:
     module_name, function_name = REPRODUCTIONS[name].split(":")
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name != module_name:
-            raise
+    except ImportError as error:
         raise ValueError(
-            f"reproduction {name!r} is registered but its module {module_name!r} is "
-            "not installed"
-        ) from None
-    return getattr(module, function_name)
+            f"reproduction {name!r} is registered but its module {module_name!r} "
+            f"cannot be imported: {type(error).__name__}: {error}"
+        ) from error
+    runner = getattr(module, function_name, None)
+    if runner is None:
+        raise ValueError(
+            f"reproduction {name!r} is registered as {REPRODUCTIONS[name]!r}, but "
+            f"module {module_name!r} has no function {function_name!r}"
+        )
+    return runner
 
 
 def format_targets(targets: list[TargetCheck]) -> str:
@@ -223,15 +249,17 @@ def run_reproduction(
     progress: bool = True,
     command: str | None = None,
 ) -> tuple[Reproduction, Path]:
-    """Run the reproduction ``name`` and write ``report.md``, ``summary.json`` and
-    ``provenance.json`` into its run folder.
+    """Run the reproduction ``name`` and write ``report.md`` and ``summary.json`` into its
+    run folder, and append one line of provenance per run to ``provenance.jsonl``, so
+    the provenance of points from earlier runs is kept.
 
     Returns:
         The reproduction and the path of its report.
 
     Raises:
         ValueError: for an unknown name, size or executor, a worker count below 1, or
-            a reproduction whose module is not installed.
+            a reproduction whose module cannot be imported (the message ends with the
+            import error, which is also the ``__cause__``) or lacks its function.
         OSError: if the run folder cannot be written.
     """
     check_name(name)
@@ -251,7 +279,8 @@ def run_reproduction(
     folder.mkdir(parents=True, exist_ok=True)
     provenance = collect_provenance(seed=0, config_path=None)
     provenance["reproduction"] = {"name": name, "size": size}
-    _write_text(folder / "provenance.json", json.dumps(provenance, indent=2) + "\n")
+    with (folder / "provenance.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(provenance) + "\n")
     logger.info("reproduction %s (%s size) in %s", name, size, folder)
     result = runner(context)
     command = command or f"photonic-backprop reproduce {name}"

@@ -22,7 +22,14 @@ Only the
 parent process writes, one whole line per ``write`` call followed by ``fsync``, so a
 SIGKILL leaves at most a partial last line, which the next run drops with a warning. A
 run holds an advisory lock on ``<points file>.lock``, so a second run of the same sweep
-stops at once instead of running the same points.
+stops at once instead of running the same points. Worker processes exit within about
+``WATCHDOG_INTERVAL_S`` once the process that started them is gone, so a killed run
+leaves no workers behind.
+
+A run checks its options and connects to the Dask scheduler, if one is given, before it
+takes the lock. ``run_sweep`` writes into the sweep folder only after both. Each run of
+``run_sweep`` then appends one JSON line of provenance to ``provenance.jsonl``, so the
+file keeps the provenance of every run, earlier ones included.
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ import logging
 import math
 import multiprocessing
 import os
+import socket
+import threading
 import time
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -70,6 +80,13 @@ TASK_ALIASES: dict[str, str] = {
 
 SCHEDULER_CONNECT_TIMEOUT_S = 10.0
 """How long ``run_points`` waits to connect to a Dask scheduler address, in s."""
+
+SCHEDULER_ADDRESS_FORM = "tcp://host:port"
+"""The form of a Dask scheduler address that ``run_points`` accepts."""
+
+WATCHDOG_INTERVAL_S = 0.5
+"""How often a local worker process checks that the process that started it is alive,
+in s."""
 
 DASK_INSTALL_HINT = "install the optional extra with: pip install -e '.[dask]'"
 
@@ -160,9 +177,10 @@ def grid_points(
     ``[2, 3]`` extends them. An empty ``grid`` gives one point per seed.
 
     Raises:
-        ValueError: for an empty list of grid values, a grid value list that is a
-            string or not a sequence, no seeds, a negative or repeated seed index, or a
-            key that is both a constant and a grid key, or is ``"seed_index"``.
+        ValueError: for an empty list of grid values, a value repeated in one list, a
+            grid value list that is a string or not a sequence, seeds that are neither
+            a count >= 1 nor a list of distinct integers >= 0, or a key that is both a
+            constant and a grid key, or is ``"seed_index"``.
     """
     constants = dict(constants or {})
     seed_indices = _seed_indices(seeds)
@@ -179,6 +197,7 @@ def grid_points(
             )
         if len(values) == 0:
             raise ValueError(f"grid key {key!r} has an empty list of values; give >= 1")
+        _check_distinct(key, values)
         value_lists.append(list(values))
     if "seed_index" in constants:
         raise ValueError("constant 'seed_index' is reserved for the seed index")
@@ -195,25 +214,47 @@ def grid_points(
     return points
 
 
-def _seed_indices(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, bool):
-        raise ValueError(f"seeds {seeds!r} is invalid; give a count >= 1 or a list")
-    if isinstance(seeds, int):
+def _check_distinct(key: str, values: Sequence[Any]) -> None:
+    """Raise ValueError if a grid value list repeats a value.
+
+    Two points with equal values would run the same experiment under two seeds, so a
+    repeat is almost always a typing mistake. Numbers compare by value (1 equals 1.0),
+    other values by their JSON text, and a bool never equals a number.
+    """
+    seen: set[Any] = set()
+    for value in values:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            identity: Any = value
+        else:
+            identity = ("json", json.dumps(value, sort_keys=True, default=repr))
+        if identity in seen:
+            raise ValueError(
+                f"grid key {key!r} repeats the value {value!r}; give each value once"
+            )
+        seen.add(identity)
+
+
+_SEEDS_HINT = "give a count >= 1 or a list of seed indices"
+
+
+def _seed_indices(seeds: Any) -> list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise ValueError(f"seeds = {seeds} is invalid; give a count >= 1 or a list")
+            raise ValueError(f"seeds = {seeds!r} is invalid; {_SEEDS_HINT}")
         return list(range(seeds))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
-        raise ValueError(f"seeds {seeds!r} is invalid; give a count >= 1 or a list")
+        raise ValueError(f"seeds = {seeds!r} is invalid; {_SEEDS_HINT}")
     indices = list(seeds)
     if not indices:
-        raise ValueError("seeds is an empty list; give at least one seed index")
+        raise ValueError(f"seeds = [] is an empty list; {_SEEDS_HINT}")
     for seed in indices:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(
-                f"seed index {seed!r} in seeds {indices} is invalid; give integers >= 0"
+                f"seed index {seed!r} in seeds = {indices!r} is invalid; give integers "
+                ">= 0"
             )
     if len(set(indices)) != len(indices):
-        raise ValueError(f"seeds {indices} repeats a seed index; give distinct ones")
+        raise ValueError(f"seeds = {indices} repeats a seed index; give distinct ones")
     return indices
 
 
@@ -295,6 +336,17 @@ def _check_options(
 ) -> None:
     if isinstance(root_seed, bool) or not isinstance(root_seed, int) or root_seed < 0:
         raise ValueError(f"root_seed {root_seed!r} is invalid; give an integer >= 0")
+    check_executor_options(workers, executor, scheduler)
+
+
+def check_executor_options(workers: int, executor: str, scheduler: str | None) -> None:
+    """Check the options that choose where points run, without connecting anywhere.
+
+    Raises:
+        ValueError: for a worker count below 1, an executor outside ``EXECUTORS``, a
+            scheduler address not of the form ``tcp://host:port``, or a scheduler
+            address together with the "dask-local" executor.
+    """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers {workers!r} is invalid; give an integer >= 1")
     if executor not in EXECUTORS:
@@ -302,16 +354,112 @@ def _check_options(
             f"executor {executor!r} is unknown; choose one of {', '.join(EXECUTORS)}"
         )
     if scheduler is not None:
-        if not isinstance(scheduler, str) or scheduler.strip() == "":
-            raise ValueError(
-                f"scheduler {scheduler!r} is invalid; give an address like "
-                "'tcp://host:8786'"
-            )
+        check_scheduler_address(scheduler)
         if executor == "dask-local":
             raise ValueError(
                 "executor 'dask-local' and a scheduler address exclude each other; "
                 "give one of them"
             )
+
+
+def check_scheduler_address(address: Any) -> tuple[str, int]:
+    """Check that a Dask scheduler address has the form ``tcp://host:port``.
+
+    Only plain TCP is accepted: a ``tls://`` scheduler needs certificates, which the
+    sweep commands do not take.
+
+    Returns:
+        The host and the port.
+
+    Raises:
+        ValueError: naming the address and the expected form.
+    """
+    invalid = ValueError(
+        f"scheduler address {address!r} is invalid; give one of the form "
+        f"{SCHEDULER_ADDRESS_FORM}, e.g. tcp://10.0.0.5:8786"
+    )
+    if not isinstance(address, str) or any(c.isspace() for c in address):
+        raise invalid
+    parts = urllib.parse.urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError:
+        raise invalid from None
+    if (
+        parts.scheme != "tcp"
+        or not parts.hostname
+        or port is None
+        or not 1 <= port <= 65535
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+    ):
+        raise invalid
+    return parts.hostname, port
+
+
+def check_scheduler(address: str) -> None:
+    """Check a Dask scheduler address and that something accepts TCP connections there.
+
+    A refused connection or an unknown host fails at once. A connection that gets no
+    response fails after ``SCHEDULER_CONNECT_TIMEOUT_S``. This checks the TCP port only:
+    ``run_points`` completes the Dask handshake when it connects. A Dask scheduler logs
+    the check at info level as a connection closed before the handshake.
+
+    Raises:
+        ValueError: for an address not of the form ``tcp://host:port``.
+        SweepExecutorError: if Dask is not installed, or the connection fails.
+    """
+    host, port = check_scheduler_address(address)
+    _import_distributed()
+    try:
+        with socket.create_connection(
+            (host, port), timeout=SCHEDULER_CONNECT_TIMEOUT_S
+        ):
+            pass
+    except OSError as error:
+        reason = (
+            f"no answer within {SCHEDULER_CONNECT_TIMEOUT_S:g} s"
+            if isinstance(error, TimeoutError)
+            else str(error)
+        )
+        raise SweepExecutorError(
+            f"cannot connect to the Dask scheduler at {address!r} ({reason}); check "
+            "the address and that the scheduler is running"
+        ) from None
+
+
+def _connect_scheduler(address: str) -> Any:
+    """Return a Dask client connected to the scheduler at ``address``.
+
+    Raises:
+        SweepExecutorError: as ``check_scheduler``, or if the Dask handshake does not
+            finish within ``SCHEDULER_CONNECT_TIMEOUT_S``.
+    """
+    # The TCP check first, because distributed.Client retries a refused connection
+    # until its timeout instead of failing at once.
+    check_scheduler(address)
+    distributed = _import_distributed()
+    try:
+        client = distributed.Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT_S)
+    except (OSError, ValueError) as error:
+        raise SweepExecutorError(
+            f"cannot connect to the Dask scheduler at {address!r}: the Dask handshake "
+            f"did not finish within {SCHEDULER_CONNECT_TIMEOUT_S:g} s ({error}); check "
+            "that a Dask scheduler, not another server, listens there"
+        ) from None
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    logger.info(
+        "connected to the Dask scheduler at %s (%d workers)", address, n_workers
+    )
+    if n_workers == 0:
+        logger.warning(
+            "the Dask scheduler at %s has no workers yet; points wait until one "
+            "connects",
+            address,
+        )
+    return client
 
 
 def run_point(
@@ -354,9 +502,52 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} value {value!r} is not JSON-serialisable")
 
 
-def _initialize_worker() -> None:
+def _initialize_worker(main_pid: int) -> None:
     # One BLAS thread per worker process, for the reason given in run_point.
     limit_blas_threads()
+    # A worker waits on its task queue, whose pipe the other workers also hold open, so
+    # it never reads end-of-file when the main process dies without shutting the pool
+    # down (SIGKILL, or SIGTERM without a handler). The workers would then stay as
+    # orphans, keeping the forkserver and the resource tracker alive with them. The
+    # watchdog ends the worker instead.
+    if os.name == "posix":
+        # NOTE: not on Windows, where os.kill(pid, 0) would terminate the process.
+        watchdog = threading.Thread(
+            target=_exit_when_gone,
+            args=(main_pid,),
+            name="sweep-watchdog",
+            daemon=True,
+        )
+        watchdog.start()
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Poll every ``WATCHDOG_INTERVAL_S`` whether process ``pid`` is alive, and end this
+    process at once when it is not."""
+    while _process_alive(pid):
+        time.sleep(WATCHDOG_INTERVAL_S)
+    # os._exit because no process is left to receive a result, and sys.exit in a
+    # thread would end only this thread.
+    os._exit(1)
+
+
+def _process_alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists and is not a zombie (POSIX only)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process stays a zombie until its parent reaps it, and os.kill still
+    # finds a zombie. Linux shows the state in /proc; elsewhere a zombie counts as alive
+    # until it is reaped.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    state = stat.rpartition(")")[2].split()[:1]
+    return state not in (["Z"], ["X"])
 
 
 # --- the points file ----------------------------------------------------------------
@@ -501,26 +692,28 @@ def run_points(
 
     - "processes" with ``workers = 1``: in this process;
     - "processes" with more: in that many worker processes, started by forkserver
-      where available, else by spawn;
+      where available, else by spawn; each ends itself once this process is gone;
     - "dask-local": on a local Dask cluster of ``workers`` single-threaded processes,
       closed at the end;
-    - ``scheduler`` given: on the Dask cluster at that address (``workers`` is not
-      used).
+    - ``scheduler`` given: on the Dask cluster at that address, of the form
+      ``tcp://host:port`` (``workers`` is not used).
 
     Every path limits BLAS to one thread before computing.
 
-    Everything is checked before the file is touched, so an invalid call leaves it as it
-    was. A damaged last line left by a killed run is dropped with a warning.
+    Everything is checked, and the scheduler connected, before the file is touched, even
+    when no point is pending, so an invalid call leaves it as it was. A damaged last
+    line left by a killed run is dropped with a warning.
 
     Returns:
         The records of all points, in the order of ``points``.
 
     Raises:
-        ValueError: for an unknown task or executor, invalid points, options or
-            parameters (``check_params`` of the point function), or a points file with a
-            damaged line before the last.
-        SweepExecutorError: if Dask is needed but not installed, or the scheduler does
-            not answer within ``SCHEDULER_CONNECT_TIMEOUT_S``.
+        ValueError: for an unknown task or executor, a malformed scheduler address,
+            invalid points, options or parameters (``check_params`` of the point
+            function), or a points file with a damaged line before the last.
+        SweepExecutorError: if Dask is needed but not installed, or the scheduler
+            rejects the connection or does not respond within
+            ``SCHEDULER_CONNECT_TIMEOUT_S``.
         PointFailed: if a point function raises (its error is the ``__cause__``);
             points that finished before are saved.
         BlockingIOError: if another run is writing the same points file.
@@ -530,23 +723,39 @@ def run_points(
     _check_options(root_seed, workers, executor, scheduler)
     points = list(points)
     check_points(task, points)
-    uses_dask = executor == "dask-local" or scheduler is not None
-    if uses_dask:
+    if executor == "dask-local":
         _import_distributed()
 
     lines_path = Path(lines_path)
-    with _exclusive_lock(lines_path):
-        return _run_pending(
+    with _started_run(lines_path, scheduler) as client:
+        plan = _plan_run(task, points, lines_path, root_seed, description)
+        return _run_plan(
+            plan,
             task,
-            points,
             lines_path,
             root_seed=root_seed,
             workers=workers,
             executor=executor,
-            scheduler=scheduler,
+            client=client,
             progress=progress,
             description=description,
         )
+
+
+@contextlib.contextmanager
+def _started_run(lines_path: Path, scheduler: str | None) -> Iterator[Any]:
+    """Connect to the Dask scheduler if one is given, then hold the lock of the points
+    file.
+
+    Yields the Dask client, or None without a scheduler, and closes it at the end.
+    """
+    client = None if scheduler is None else _connect_scheduler(scheduler)
+    try:
+        with _exclusive_lock(lines_path):
+            yield client
+    finally:
+        if client is not None:
+            client.close()
 
 
 @contextlib.contextmanager
@@ -574,18 +783,25 @@ def _exclusive_lock(lines_path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _run_pending(
+@dataclass(frozen=True)
+class _RunPlan:
+    """The state of a points file at the start of a run and the points left to run."""
+
+    points_file: _PointsFile
+    finished: dict[tuple, dict[str, Any]]
+    """Records by identity; the run adds each point it finishes."""
+    identities: list[tuple]
+    """The identity of every point of the run, in the order of its points."""
+    pending: list[SweepPoint]
+
+
+def _plan_run(
     task: str,
     points: list[SweepPoint],
     lines_path: Path,
-    *,
     root_seed: int,
-    workers: int,
-    executor: str,
-    scheduler: str | None,
-    progress: bool,
     description: str,
-) -> list[dict[str, Any]]:
+) -> _RunPlan:
     points_file = _read_points_file(lines_path)
     finished: dict[tuple, dict[str, Any]] = {}
     for record in points_file.records:
@@ -600,17 +816,34 @@ def _run_pending(
         lines_path,
         len(pending),
     )
+    return _RunPlan(points_file, finished, identities, pending)
 
+
+def _run_plan(
+    plan: _RunPlan,
+    task: str,
+    lines_path: Path,
+    *,
+    root_seed: int,
+    workers: int,
+    executor: str,
+    client: Any,
+    progress: bool,
+    description: str,
+) -> list[dict[str, Any]]:
+    """Run the pending points of a plan and return the records of all its points."""
+    pending = plan.pending
     if pending:
+        total = len(plan.identities)
         with tqdm(
-            total=len(points),
-            initial=len(points) - len(pending),
+            total=total,
+            initial=total - len(pending),
             desc=description,
             unit="point",
             disable=not progress,
         ) as bar:
-            if scheduler is not None:
-                runner = _run_on_dask(pending, task, root_seed, scheduler=scheduler)
+            if client is not None:
+                runner = _run_on_dask(pending, task, root_seed, client=client)
             elif executor == "dask-local":
                 runner = _run_on_dask(pending, task, root_seed, local_workers=workers)
             elif workers > 1:
@@ -618,9 +851,15 @@ def _run_pending(
             else:
                 runner = _run_here(pending, task, root_seed)
             _write_as_finished(
-                runner, lines_path, points_file, task, root_seed, finished, bar
+                runner,
+                lines_path,
+                plan.points_file,
+                task,
+                root_seed,
+                plan.finished,
+                bar,
             )
-    return [finished[identity] for identity in identities]
+    return [plan.finished[identity] for identity in plan.identities]
 
 
 # An outcome is (point, result JSON text, elapsed s) or (point, exception, None).
@@ -650,10 +889,17 @@ def _write_as_finished(
                         list(point.index),
                         outcome,
                     )
+                    # The traceback at debug level, so that -v shows where the point
+                    # function failed; a worker's traceback is in the error's cause.
+                    logger.debug(
+                        "traceback of point %s",
+                        list(point.index),
+                        exc_info=outcome,
+                    )
                 continue
             if writer is None:
-                # The runner has started (and, for Dask, connected) by now, so a failure
-                # to start has left the file untouched.
+                # The runner has started by now, so a failure to start has left the
+                # file untouched.
                 lines_path.parent.mkdir(parents=True, exist_ok=True)
                 if points_file.valid_bytes is not None:
                     _rewrite(lines_path, points_file.valid_bytes)
@@ -713,6 +959,7 @@ def _run_in_processes(
         max_workers=min(workers, len(points)),
         mp_context=_process_context(),
         initializer=_initialize_worker,
+        initargs=(os.getpid(),),
     )
     try:
         futures = {
@@ -753,41 +1000,26 @@ def _run_on_dask(
     task: str,
     root_seed: int,
     *,
-    scheduler: str | None = None,
+    client: Any = None,
     local_workers: int | None = None,
 ) -> Iterator[_Outcome]:
-    """Run points on a Dask cluster: a new local one, or the one at ``scheduler``."""
+    """Run points on a Dask cluster: through ``client``, connected by the caller, or
+    on a new local cluster of ``local_workers`` processes, closed at the end."""
     distributed = _import_distributed()
     cluster = None
-    if scheduler is None:
+    if client is None:
         cluster = distributed.LocalCluster(
             n_workers=local_workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # The worker processes log warnings and errors only. The command line sets
+            # the level of what this process logs.
+            silence_logs=logging.WARNING,
         )
         client = distributed.Client(cluster)
         logger.info("started a local Dask cluster of %d workers", local_workers)
-    else:
-        try:
-            client = distributed.Client(scheduler, timeout=SCHEDULER_CONNECT_TIMEOUT_S)
-        except (OSError, ValueError) as error:
-            raise SweepExecutorError(
-                f"cannot connect to the Dask scheduler at {scheduler!r} within "
-                f"{SCHEDULER_CONNECT_TIMEOUT_S:g} s ({error}); check the address and "
-                "that the scheduler is running"
-            ) from None
-        n_workers = len(client.scheduler_info().get("workers", {}))
-        logger.info(
-            "connected to the Dask scheduler at %s (%d workers)", scheduler, n_workers
-        )
-        if n_workers == 0:
-            logger.warning(
-                "the Dask scheduler at %s has no workers yet; points wait until one "
-                "connects",
-                scheduler,
-            )
     try:
         futures = {
             client.submit(run_point, task, p.params, root_seed, p.index, pure=False): p
@@ -799,7 +1031,8 @@ def _run_on_dask(
             if future.status == "cancelled":
                 continue
             if future.status == "error":
-                error = future.exception()
+                # Dask returns the error without its traceback; attach it for the log.
+                error = future.exception().with_traceback(future.traceback())
                 if not failed:
                     failed = True
                     for other in futures:
@@ -810,8 +1043,8 @@ def _run_on_dask(
             result, elapsed_s = future.result()
             yield point, result, elapsed_s
     finally:
-        client.close()
         if cluster is not None:
+            client.close()
             cluster.close()
 
 
@@ -843,10 +1076,15 @@ class SweepConfig:
         seeds: count of seeds or list of seed indices per grid point.
         root_seed: root of every point's SeedSequence.
         workers: worker processes (Dask workers with "dask-local").
-        base: the experiment the grid modifies: a bundled config name or a table of
-            config keys; given to the point function as ``params["base"]``. None
-            leaves it out (the default experiment for "train").
+        base: the experiment the grid modifies, as a table of config keys. The point
+            function receives it as ``params["base"]``, so a point's key contains the
+            whole base config. A string (a TOML path or a bundled config name) is read into
+            its table on construction. None leaves it out (the default experiment for
+            "train").
         constants: parameters given to every point, as dotted keys.
+        base_source: the path or bundled config name the base table was read from,
+            for readers; it is not part of the points. Set on construction from a
+            string ``base``.
     """
 
     name: str
@@ -857,6 +1095,7 @@ class SweepConfig:
     workers: int = 1
     base: str | dict[str, Any] | None = None
     constants: dict[str, Any] | None = None
+    base_source: str | None = None
 
     def __post_init__(self) -> None:
         name = self.name
@@ -872,6 +1111,7 @@ class SweepConfig:
         task_path(self.task)
         if not self.grid:
             raise ValueError("the [grid] table is empty; give at least one key")
+        _seed_indices(self.seeds)
         if not isinstance(self.seeds, int):
             object.__setattr__(self, "seeds", tuple(self.seeds))
         if isinstance(self.workers, bool) or not isinstance(self.workers, int):
@@ -890,6 +1130,12 @@ class SweepConfig:
             raise ValueError(
                 f"base {self.base!r} is invalid; give a config name or a [base] table"
             )
+
+        if isinstance(self.base, str):
+            # A bundled config can change between releases. With only its name in the
+            # point keys, a rerun would reuse points computed from the old config.
+            object.__setattr__(self, "base_source", self.base)
+            object.__setattr__(self, "base", _resolve_base(self.base, Path.cwd()))
         grid_points(self.grid, self.seeds, self._constants())
 
     def _constants(self) -> dict[str, Any]:
@@ -921,8 +1167,9 @@ def load_sweep_config(path: str | Path) -> tuple[SweepConfig, str]:
     ``root_seed`` = 0, ``workers`` = 1), the experiment to modify as ``base = "name"``
     or a ``[base]`` table, a ``[grid]`` table of dotted keys and value lists and an
     optional ``[constants]`` table. A ``base`` string is looked up as a file next to the
-    sweep config, then as a path, then as a bundled experiment config. A file is read
-    and stored as a table, so workers need no access to it.
+    sweep config, then as a path, then as a bundled experiment config. Either is read
+    and stored as a table, so workers need no access to it. A changed base config
+    therefore gives new point keys. ``SweepConfig.base_source`` keeps the string.
 
     Returns:
         The config and the text of the file.
@@ -972,7 +1219,9 @@ def load_sweep_config(path: str | Path) -> tuple[SweepConfig, str]:
         if not isinstance(table, Mapping):
             raise ValueError(f"{table_name!r} must be a table, got {table!r}")
     base = values.get("base")
+    base_source = None
     if isinstance(base, str):
+        base_source = base
         base = _resolve_base(base, path.parent)
     config = SweepConfig(
         name=sweep["name"],
@@ -983,14 +1232,18 @@ def load_sweep_config(path: str | Path) -> tuple[SweepConfig, str]:
         workers=sweep.get("workers", 1),
         base=base,
         constants=_flatten_table(constants),
+        base_source=base_source,
     )
     return config, text
 
 
-def _resolve_base(base: str, folder: Path) -> str | dict[str, Any]:
+def _resolve_base(base: str, folder: Path) -> dict[str, Any]:
+    """Read a base config, looked up as a file in ``folder``, as a path, then as a
+    bundled config name, into its table."""
     from experiments.config import BUNDLED_CONFIGS, bundled_config_names
 
-    for candidate in (folder / base, Path(base)):
+    bundled = BUNDLED_CONFIGS / f"{base}.toml"
+    for candidate in (folder / base, Path(base), bundled):
         if candidate.is_file():
             try:
                 return tomllib.loads(candidate.read_text(encoding="utf-8"))
@@ -998,11 +1251,9 @@ def _resolve_base(base: str, folder: Path) -> str | dict[str, Any]:
                 raise ValueError(
                     f"base config {str(candidate)!r} is not valid TOML: {error}"
                 ) from None
-    if (BUNDLED_CONFIGS / f"{base}.toml").is_file():
-        return base
     raise ValueError(
-        f"base config {base!r} not found next to the sweep config, as a path, or among "
-        f"the bundled configs: {', '.join(bundled_config_names())}"
+        f"base config {base!r} not found as a file in {str(folder)!r}, as a path, or "
+        f"among the bundled configs: {', '.join(bundled_config_names())}"
     )
 
 
@@ -1030,6 +1281,9 @@ def sweep_folder(config: SweepConfig, results_dir: str | Path) -> Path:
     return Path(results_dir) / "sweeps" / config.name
 
 
+PROVENANCE_NAME = "provenance.jsonl"
+
+
 def run_sweep(
     config: SweepConfig,
     results_dir: str | Path = "results",
@@ -1042,60 +1296,83 @@ def run_sweep(
 ) -> SweepSummary:
     """Run the points of a sweep config not yet in its folder, then tabulate all.
 
-    Writes ``config.toml`` (``config_text``, the file as read), ``provenance.json``,
-    ``points.jsonl`` and the files of ``collect_sweep`` into ``sweep_folder``.
+    Writes into ``sweep_folder``: ``config.toml`` (``config_text``, the file as read;
+    it replaces the copy of an earlier run), one line appended to
+    ``provenance.jsonl``, ``points.jsonl`` and the files of ``collect_sweep``.
     ``workers`` replaces the config's worker count.
 
+    A line of ``provenance.jsonl`` describes one run: the fields of
+    ``experiments.provenance.collect_provenance`` and a ``"sweep"`` object with the
+    sweep's name, task, base source, point count, the count of points pending at the
+    start, workers, executor, scheduler and the config text. A rerun appends a line,
+    so the provenance of points added by earlier runs stays.
+
     Raises:
-        ValueError, SweepExecutorError, PointFailed, OSError: as ``run_points``; every
-            check runs before the folder is created.
+        ValueError, SweepExecutorError, PointFailed, OSError: as ``run_points``. The
+            folder is written only after every check has passed, the scheduler is
+            connected and the lock on the points file is held. A run that fails to
+            start or is rejected therefore leaves the files of the folder as they were.
     """
     workers = config.workers if workers is None else workers
     task = task_path(config.task)
     points = config.points()
     _check_options(config.root_seed, workers, executor, scheduler)
     check_points(task, points)
-    if executor == "dask-local" or scheduler is not None:
+    if executor == "dask-local":
         _import_distributed()
 
     folder = sweep_folder(config, results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    if config_text is not None:
-        config_copy = folder / "config.toml"
-        if (
-            config_copy.is_file()
-            and config_copy.read_text(encoding="utf-8") != config_text
-        ):
-            logger.warning(
-                "the sweep config differs from the one in %s; points of the earlier "
-                "config stay in %s, and the tables show the current grid",
-                config_copy,
-                POINTS_NAME,
-            )
-        _write_text(config_copy, config_text)
-    provenance = collect_provenance(seed=config.root_seed, config_path=None)
-    provenance["sweep"] = {
-        "name": config.name,
-        "task": task,
-        "points": len(points),
-        "workers": workers,
-        "executor": "dask" if scheduler else executor,
-        "scheduler": scheduler,
-    }
-    _write_text(folder / "provenance.json", json.dumps(provenance, indent=2) + "\n")
-    logger.info("sweep %s: %d points in %s", config.name, len(points), folder)
-    run_points(
-        task,
-        points,
-        folder / POINTS_NAME,
-        root_seed=config.root_seed,
-        workers=workers,
-        executor=executor,
-        scheduler=scheduler,
-        progress=progress,
-        description=config.name,
-    )
+    lines_path = folder / POINTS_NAME
+    with _started_run(lines_path, scheduler) as client:
+        plan = _plan_run(task, points, lines_path, config.root_seed, config.name)
+        if config_text is not None:
+            _write_config_copy(folder / "config.toml", config_text)
+        provenance = collect_provenance(seed=config.root_seed, config_path=None)
+        provenance["sweep"] = {
+            "name": config.name,
+            "task": task,
+            "base": config.base_source,
+            "points": len(points),
+            "pending": len(plan.pending),
+            "workers": workers,
+            "executor": "dask" if scheduler else executor,
+            "scheduler": scheduler,
+            "config": config_text,
+        }
+        _append_line(folder / PROVENANCE_NAME, json.dumps(provenance))
+        logger.info("sweep %s: %d points in %s", config.name, len(points), folder)
+        _run_plan(
+            plan,
+            task,
+            lines_path,
+            root_seed=config.root_seed,
+            workers=workers,
+            executor=executor,
+            client=client,
+            progress=progress,
+            description=config.name,
+        )
     return collect_sweep(config, folder)
+
+
+def _write_config_copy(path: Path, config_text: str) -> None:
+    if path.is_file() and path.read_text(encoding="utf-8") != config_text:
+        logger.warning(
+            "the sweep config differs from the one in %s; points of the earlier "
+            "config stay in %s, its text in %s, and the tables show the current grid",
+            path,
+            POINTS_NAME,
+            PROVENANCE_NAME,
+        )
+    _write_text(path, config_text)
+
+
+def _append_line(path: Path, line: str) -> None:
+    writer = _RecordWriter(path)
+    try:
+        writer.append(line)
+    finally:
+        writer.close()
 
 
 def _write_text(path: Path, text: str) -> None:

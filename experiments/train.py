@@ -84,7 +84,11 @@ def resolve_config(config: ExperimentConfig, dataset: Dataset) -> ExperimentConf
         raise ValueError(f"network.output_groups: {error}") from None
     used = {port for group in groups for port in group}
     if len(used) < n_modes:
-        logger.warning(
+        # Groups given in the config leave ports out on purpose, so only groups derived
+        # from the mesh size and the class count get a warning.
+        level = logging.INFO if network.output_groups is not None else logging.WARNING
+        logger.log(
+            level,
             "output ports %s belong to no group and do not reach the loss",
             sorted(set(range(n_modes)) - used),
         )

@@ -9,10 +9,22 @@ import math
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from experiments.reproduce import run_reproduction
+from experiments.reproduce import (
+    REPRODUCTION_SUMMARIES,
+    REPRODUCTIONS,
+    format_reproduction_list,
+    run_reproduction,
+)
 from experiments.reproductions import clements_vs_reck, fang2019
 from experiments.reproductions import pai2023_gradient_error as pai
+from experiments.reproductions.figures import (
+    PlainLogFormatter,
+    legend_below,
+    save_figure,
+)
 from photonic.decompose import decompose_reck
 from photonic.hardware import Chip, HardwareConfig
 from photonic.mesh import MeshLayout, RealisedMesh
@@ -266,7 +278,7 @@ def test_smoke_run_writes_report(tmp_path, name):
 
     assert report.is_file()
     assert (folder / "summary.json").is_file()
-    assert (folder / "provenance.json").is_file()
+    assert (folder / "provenance.jsonl").is_file()
     assert (folder / "points.jsonl").is_file()
     assert result.figures
     for figure in result.figures:
@@ -286,3 +298,91 @@ def test_smoke_rerun_reuses_points(tmp_path):
     run_reproduction("fang2019-fidelity", tmp_path, size="smoke", progress=False)
 
     assert points.read_text(encoding="utf-8") == before
+
+
+# --- registry ---------------------------------------------------------------------------
+
+
+def test_unimportable_module_error_names_import_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_reproduction.py").write_text(
+        "import no_such_dependency_for_reproduction\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REPRODUCTIONS, "broken", "broken_reproduction:run")
+
+    with pytest.raises(ValueError) as raised:
+        run_reproduction("broken", tmp_path / "results", progress=False)
+
+    message = str(raised.value)
+    assert "'broken_reproduction' cannot be imported" in message
+    assert "ModuleNotFoundError" in message
+    assert "no_such_dependency_for_reproduction" in message
+    assert isinstance(raised.value.__cause__, ImportError)
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_module_error_names_module(tmp_path, monkeypatch):
+    monkeypatch.setitem(REPRODUCTIONS, "absent", "no_such_reproduction_module:run")
+
+    with pytest.raises(ValueError, match="'no_such_reproduction_module' cannot be"):
+        run_reproduction("absent", tmp_path, progress=False)
+
+
+def test_missing_function_error_names_function(tmp_path, monkeypatch):
+    monkeypatch.setitem(REPRODUCTIONS, "nameless", "experiments.reproduce:no_such_run")
+
+    with pytest.raises(ValueError, match="has no function 'no_such_run'"):
+        run_reproduction("nameless", tmp_path, progress=False)
+
+
+def test_every_reproduction_has_summary():
+    assert set(REPRODUCTION_SUMMARIES) == set(REPRODUCTIONS)
+    for name, summary in REPRODUCTION_SUMMARIES.items():
+        assert summary.strip(), name
+        assert "\n" not in summary, name
+
+
+def test_reproduction_list_aligns_descriptions():
+    lines = format_reproduction_list().splitlines()
+
+    assert [line.split()[0] for line in lines] == list(REPRODUCTIONS)
+    width = max(len(name) for name in REPRODUCTIONS)
+    for line, name in zip(lines, REPRODUCTIONS):
+        assert line[: width + 2].rstrip() == name
+        assert line[width + 2 :] == REPRODUCTION_SUMMARIES[name]
+
+
+# --- figure layout ----------------------------------------------------------------------
+
+
+def test_plain_log_labels_inside_three_decades():
+    formatter = PlainLogFormatter(labelOnlyBase=False)
+
+    assert formatter(1.1) == r"$\mathdefault{1.1}$"
+    assert formatter(0.02) == r"$\mathdefault{0.02}$"
+    assert formatter(300.0) == r"$\mathdefault{300}$"
+
+
+def test_plain_log_labels_powers_outside_three_decades():
+    formatter = PlainLogFormatter(labelOnlyBase=False)
+
+    assert formatter(1e5) == r"$\mathdefault{10^{5}}$"
+    assert formatter(1e-4) == r"$\mathdefault{10^{-4}}$"
+
+
+def test_legend_below_sits_under_axes(tmp_path):
+    figure = Figure(figsize=(4.0, 3.0))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], label="line")
+    axes.set_xlabel("x")
+    legend = legend_below(axes)
+
+    save_figure(figure, tmp_path / "figure.png", dpi=50)
+    figure.canvas.draw()
+
+    renderer = figure.canvas.get_renderer()
+    legend_box = legend.get_window_extent(renderer)
+    label_box = axes.xaxis.label.get_window_extent(renderer)
+    assert legend_box.y1 < axes.get_window_extent(renderer).y0
+    assert legend_box.y1 <= label_box.y0

@@ -5,10 +5,13 @@ their point functions and shared training pieces, and a smoke run of each."""
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 
+from experiments.config import ExperimentConfig
+from experiments.datasets import Dataset
 from experiments.reproduce import run_reproduction
 from experiments.reproductions import hughes2018_ring, offline_vs_insitu, pai2023_toy
 from experiments.reproductions.training import (
@@ -23,6 +26,7 @@ from experiments.reproductions.training import (
     train_in_situ,
     train_offline,
 )
+from experiments.train import resolve_config
 from photonic.hardware import HardwareConfig, hardware_preset
 
 
@@ -96,6 +100,33 @@ def test_recovery_point_is_bitwise_deterministic():
     second = offline_vs_insitu.point(recovery_params(2.0), seed(5))
 
     assert json.dumps(first) == json.dumps(second)
+
+
+def test_recovery_final_accuracy_is_last_curve_point():
+    result = offline_vs_insitu.point(recovery_params(4.0), seed(5))
+
+    curve = result["in_situ_test_accuracy_by_epoch"]
+    assert len(curve) == offline_vs_insitu.SIZES["smoke"].in_situ_epochs
+    assert result["in_situ_test_accuracy"] == curve[-1]
+
+
+def test_recovery_table_mean_matches_curve_end(tmp_path):
+    result, _ = run_reproduction(
+        "offline-vs-insitu", tmp_path, size="smoke", progress=False
+    )
+
+    folder = tmp_path / "reproduce" / "offline-vs-insitu-smoke"
+    records = [
+        json.loads(line)
+        for line in (folder / "points.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    for index, strength in enumerate(result.summary["strengths"]):
+        ends = [
+            r["result"]["in_situ_test_accuracy_by_epoch"][-1]
+            for r in records
+            if r["params"]["strength"] == strength
+        ]
+        assert result.summary["by_strength"]["in_situ"][index]["mean"] == np.mean(ends)
 
 
 # --- deployment and training invariants -------------------------------------------------
@@ -259,6 +290,58 @@ def test_spread_of_one_value_has_zero_std():
     assert spread([0.5])["std"] == 0.0
 
 
+# --- unused output ports ----------------------------------------------------------------
+
+
+def two_class_dataset() -> Dataset:
+    rng = np.random.default_rng(3)
+    return Dataset(
+        name="two-class",
+        x_train=rng.normal(size=(8, 2)),
+        y_train=np.array([0, 1] * 4),
+        x_test=rng.normal(size=(4, 2)),
+        y_test=np.array([0, 1] * 2),
+        n_classes=2,
+        n_features=2,
+    )
+
+
+def unused_port_records(caplog, network: dict) -> list[logging.LogRecord]:
+    config = ExperimentConfig.from_mapping({"network": network})
+    with caplog.at_level(logging.INFO, logger="experiments.train"):
+        resolve_config(config, two_class_dataset())
+    return [r for r in caplog.records if "belong to no group" in r.getMessage()]
+
+
+def test_explicit_groups_log_unused_ports_at_info(caplog):
+    network = {"n_modes": 4, "output_groups": [[0], [1]]}
+
+    records = unused_port_records(caplog, network)
+
+    assert len(records) == 1
+    assert records[0].levelno == logging.INFO
+    assert "[2, 3]" in records[0].getMessage()
+
+
+def test_derived_groups_warn_about_unused_ports(caplog):
+    # Five ports split between two classes give groups of two and leave port 4 out.
+    records = unused_port_records(caplog, {"n_modes": 5})
+
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING
+    assert "[4]" in records[0].getMessage()
+
+
+def test_ring_config_logs_no_warning(caplog):
+    values = hughes2018_ring.base_config(hughes2018_ring.SIZES["smoke"])
+
+    with caplog.at_level(logging.INFO, logger="experiments.train"):
+        load_encoded(build_config(values, data_seed=0))
+
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("belong to no group" in r.getMessage() for r in caplog.records)
+
+
 # --- smoke runs -------------------------------------------------------------------------
 
 
@@ -270,7 +353,7 @@ def test_smoke_run_writes_report(name, tmp_path):
 
     folder = tmp_path / "reproduce" / f"{name}-smoke"
     assert report == folder / "report.md"
-    for file_name in ("report.md", "summary.json", "provenance.json", "points.jsonl"):
+    for file_name in ("report.md", "summary.json", "provenance.jsonl", "points.jsonl"):
         assert (folder / file_name).is_file(), file_name
     assert (folder / f"{name}.png").is_file()
     assert result.figures == [folder / f"{name}.png"]

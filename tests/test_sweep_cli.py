@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +26,15 @@ from experiments.reproduce import (
     TargetCheck,
 )
 from experiments.sweep import (
+    SweepConfig,
     check_points,
     grid_points,
     load_sweep_config,
     read_records,
     run_points,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_SWEEP = """
 [sweep]
@@ -49,6 +57,17 @@ def write_config(tmp_path, text, name="sweep.toml"):
 
 def run_cli(*args):
     return main(["sweep", *map(str, args), "--no-progress"])
+
+
+def provenance_runs(folder):
+    """The runs recorded in a sweep folder's provenance.jsonl, oldest first."""
+    text = (folder / "provenance.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def folder_files(folder):
+    """The bytes of every file in a folder, by name."""
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +101,20 @@ def test_sweep_command_writes_folder(demo_run):
     assert {
         "points.jsonl",
         "config.toml",
-        "provenance.json",
+        "provenance.jsonl",
         "points.csv",
         "summary.csv",
         "summary.md",
         "results.png",
     } <= names
+    assert "provenance.json" not in names
     assert points.count(b"\n") == 8
     assert (folder / "config.toml").read_text(encoding="utf-8") == DEMO_SWEEP
-    provenance = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
-    assert provenance["sweep"]["points"] == 8
+    runs = provenance_runs(folder)
+    assert len(runs) == 1
+    assert runs[0]["sweep"]["points"] == 8
+    assert runs[0]["sweep"]["pending"] == 8
+    assert runs[0]["sweep"]["config"] == DEMO_SWEEP
     assert (folder / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -154,6 +177,23 @@ def test_sweep_rerun_adds_nothing(demo_run):
     assert (folder / "points.jsonl").read_bytes() == points
 
 
+def test_sweep_rerun_keeps_earlier_provenance(tmp_path, demo_run):
+    _, results, folder, _ = demo_run
+    first_run = (folder / "provenance.jsonl").read_bytes()
+    wider = DEMO_SWEEP.replace("x = [0.0, 1.0]", "x = [0.0, 1.0, 2.0]")
+    config = write_config(tmp_path, wider, "wider.toml")
+
+    assert run_cli(config, "--results-dir", results) == 0
+
+    assert (folder / "provenance.jsonl").read_bytes().startswith(first_run)
+    runs = provenance_runs(folder)
+    assert len(runs) == 2
+    assert runs[0]["sweep"]["config"] == DEMO_SWEEP
+    assert runs[1]["sweep"]["config"] == wider
+    assert runs[1]["sweep"]["pending"] == 4
+    assert (folder / "config.toml").read_text(encoding="utf-8") == wider
+
+
 def test_sweep_workers_option_gives_same_points(tmp_path, demo_run):
     config, _, _, points = demo_run
     other = tmp_path / "other"
@@ -213,6 +253,11 @@ def test_sweep_collect_without_points_fails(tmp_path, capsys):
         (('task = "demo"', 'task = "nowhere:run"'), "module 'nowhere' not found"),
         (('task = "demo"', 'task = "no-colon"'), "task 'no-colon' is unknown"),
         (("[grid]", "[grids]"), "unknown key 'grids'"),
+        (("seeds = 2", "seeds = 2.5"), "seeds = 2.5 is invalid"),
+        (("seeds = 2", 'seeds = "2"'), "seeds = '2' is invalid"),
+        (("seeds = 2", "seeds = {a = 1}"), "seeds = {'a': 1} is invalid"),
+        (("seeds = 2", "seeds = [0, 1.5]"), "seed index 1.5"),
+        (("x = [0.0, 1.0]", "x = [0.1, 0.1]"), "grid key 'x' repeats the value 0.1"),
         (("root_seed = 5", "root_seed = 5\nepochs = 3"), "unknown key 'epochs'"),
     ],
 )
@@ -231,22 +276,94 @@ def test_sweep_config_error_keeps_points(tmp_path, capsys, demo_run, edit, messa
     assert (folder / "points.jsonl").read_bytes() == points
 
 
-def test_sweep_unreachable_scheduler_keeps_points(
-    tmp_path, capsys, demo_run, monkeypatch
+def free_address():
+    """A local scheduler address where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("seeds", [2, 3], ids=["nothing-pending", "points-pending"])
+def test_sweep_unreachable_scheduler_keeps_folder(
+    tmp_path, capsys, demo_run, monkeypatch, seeds
 ):
     pytest.importorskip("distributed")
     monkeypatch.setattr(sweep, "SCHEDULER_CONNECT_TIMEOUT_S", 1.0)
-    _, results, folder, points = demo_run
-    config = write_config(tmp_path, DEMO_SWEEP.replace("seeds = 2", "seeds = 3"), "b")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    _, results, folder, _ = demo_run
+    before = folder_files(folder)
+    text = DEMO_SWEEP.replace("seeds = 2", f"seeds = {seeds}")
+    config = write_config(tmp_path, text, "b.toml")
+    address = free_address()
+
+    status = main(
+        ["sweep", config, "--results-dir", str(results), "--scheduler", address]
+    )
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"scheduler at '{address}'" in error
+    assert "point/s" not in error
+    assert folder_files(folder) == before
+
+
+@pytest.mark.parametrize("address", ["localhost:8786", "tcp://host", "tcp://h:x"])
+def test_sweep_malformed_scheduler_keeps_folder(tmp_path, capsys, demo_run, address):
+    config, results, folder, _ = demo_run
+    before = folder_files(folder)
 
     status = run_cli(config, "--results-dir", results, "--scheduler", address)
 
+    error = capsys.readouterr().err
     assert status == 2
-    assert f"scheduler at '{address}'" in capsys.readouterr().err
-    assert (folder / "points.jsonl").read_bytes() == points
+    assert f"scheduler address {address!r} is invalid" in error
+    assert "tcp://host:port" in error
+    assert "within" not in error
+    assert folder_files(folder) == before
+
+
+def test_sweep_rejected_by_lock_keeps_folder(tmp_path, capsys, demo_run):
+    fcntl = pytest.importorskip("fcntl")
+    _, results, folder, _ = demo_run
+    before = folder_files(folder)
+    wider = DEMO_SWEEP.replace("x = [0.0, 1.0]", "x = [0.0, 1.0, 2.0]")
+    config = write_config(tmp_path, wider, "wider.toml")
+
+    with open(folder / "points.jsonl.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        status = run_cli(config, "--results-dir", results)
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert "another run is writing" in error
+    assert "cannot write the results folder" not in error
+    assert folder_files(folder) == before
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["malformed", "refused"])
+def test_reproduce_bad_scheduler_writes_nothing(tmp_path, capsys, refused):
+    if refused:
+        pytest.importorskip("distributed")
+        address = free_address()
+        expected = f"scheduler at '{address}'"
+    else:
+        address, expected = "tcp://host", "tcp://host:port"
+
+    status = main(
+        [
+            "reproduce",
+            "clements-vs-reck",
+            "--size",
+            "smoke",
+            "--results-dir",
+            str(tmp_path),
+            "--scheduler",
+            address,
+        ]
+    )
+
+    assert status == 2
+    assert expected in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sweep_missing_config_fails(tmp_path, capsys):
@@ -254,6 +371,22 @@ def test_sweep_missing_config_fails(tmp_path, capsys):
 
     assert status == 2
     assert "moons-coupler-error" in capsys.readouterr().err
+
+
+def test_verbose_failing_point_logs_traceback(tmp_path, capsys, caplog):
+    text = DEMO_SWEEP.replace("scale = [1, 2]", "fail = [true]")
+    config = write_config(tmp_path, text)
+
+    with caplog.at_level(logging.DEBUG):
+        status = main(["-v", "sweep", config, "--results-dir", str(tmp_path / "r")])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert (
+        len([line for line in error.splitlines() if "failed with params" in line]) == 1
+    )
+    assert "Traceback" in caplog.text
+    assert 'raise RuntimeError(f"demo point' in caplog.text
 
 
 def test_sweep_failing_point_exits_1(tmp_path, capsys):
@@ -306,8 +439,63 @@ def test_bundled_sweep_points_pass_train_checks():
 
     check_points(config.task, points)
     assert len(points) == 16
-    assert points[0].params["base"] == "moons-ideal"
+    assert points[0].params["base"]["name"] == "moons-ideal"
     assert points[0].params["training.epochs"] == 10
+
+
+def test_bundled_base_is_stored_as_table(tmp_path):
+    from experiments.config import BUNDLED_CONFIGS
+
+    config = write_config(
+        tmp_path,
+        'base = "moons-ideal"\n[sweep]\nname = "a"\n[grid]\n"training.epochs" = [1]\n',
+    )
+    bundled = tomllib.loads(
+        (BUNDLED_CONFIGS / "moons-ideal.toml").read_text(encoding="utf-8")
+    )
+
+    loaded = load_sweep_config(config)[0]
+
+    assert loaded.base == bundled
+    assert loaded.base_source == "moons-ideal"
+    assert loaded.points()[0].params["base"] == bundled
+
+
+def test_changed_bundled_base_changes_point_keys(tmp_path, monkeypatch):
+    from experiments import config as experiment_configs
+
+    text = (
+        'base = "moons-ideal"\n[sweep]\nname = "a"\n[grid]\n"training.epochs" = [1]\n'
+    )
+    config = write_config(tmp_path, text)
+    before = load_sweep_config(config)[0].points()[0].key
+    changed = tmp_path / "bundled"
+    changed.mkdir()
+    original = experiment_configs.BUNDLED_CONFIGS / "moons-ideal.toml"
+    (changed / "moons-ideal.toml").write_text(
+        original.read_text(encoding="utf-8").replace("noise = 0.2", "noise = 0.3"),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(experiment_configs, "BUNDLED_CONFIGS", changed)
+
+    after = load_sweep_config(config)[0].points()[0].key
+
+    assert after != before
+    assert '"noise": 0.3' in after
+
+
+def test_sweep_config_reads_string_base():
+    by_name = SweepConfig(name="a", grid={"training.epochs": [1]}, base="moons-ideal")
+    by_table = SweepConfig(
+        name="a",
+        grid={"training.epochs": [1]},
+        base=load_sweep_config("moons-coupler-error")[0].base,
+        base_source="moons-ideal",
+    )
+
+    assert by_name.base_source == "moons-ideal"
+    assert by_name.base["data"]["name"] == "moons"
+    assert by_name == by_table
 
 
 def test_sweep_train_task_end_to_end(tmp_path, capsys):
@@ -339,6 +527,60 @@ seeds = 1
     assert records[1]["result"]["cosine_distance_median"] > 1e-3
 
 
+# --- quiet mode -----------------------------------------------------------------------
+
+
+def test_quiet_sweep_shows_no_progress_bar(tmp_path, capsys):
+    config = write_config(tmp_path, DEMO_SWEEP)
+
+    status = main(["-q", "sweep", config, "--results-dir", str(tmp_path / "r")])
+
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "point/s" not in captured.err
+    assert "| x | scale |" in captured.out
+
+
+def test_quiet_train_shows_no_progress_bar(tmp_path, capsys):
+    status = main(
+        [
+            "-q",
+            "train",
+            "moons-ideal",
+            "--epochs",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "%|" not in captured.err
+    assert "test accuracy" in captured.out
+
+
+def test_quiet_dask_local_sweep_prints_no_info_lines(tmp_path):
+    pytest.importorskip("distributed")
+    config = write_config(tmp_path, DEMO_SWEEP)
+    command = [sys.executable, "-m", "experiments.cli", "-q", "sweep", config]
+
+    finished = subprocess.run(
+        [*command, "--executor", "dask-local", "--workers", "1"],
+        check=False,
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    assert " INFO " not in finished.stderr
+    assert "point/s" not in finished.stderr
+    assert "| x | scale |" in finished.stdout
+
+
 # --- reproduce ------------------------------------------------------------------------
 
 
@@ -363,11 +605,13 @@ def stub_reproduction(context: ReproductionContext) -> Reproduction:
     )
 
 
-def test_reproduce_list_prints_names(capsys):
+def test_reproduce_list_prints_names_and_summaries(capsys):
     status = main(["reproduce", "--list"])
 
+    lines = capsys.readouterr().out.splitlines()
     assert status == 0
-    assert capsys.readouterr().out.split() == list(REPRODUCTIONS)
+    assert [line.split()[0] for line in lines] == list(REPRODUCTIONS)
+    assert all(len(line.split()) > 1 for line in lines)
 
 
 def test_reproduce_unknown_name_lists_known(capsys):
@@ -412,9 +656,7 @@ def test_reproduce_runs_and_prints_report(tmp_path, capsys, monkeypatch):
 
 
 def test_readme_sweep_example_is_bundled_sweep(tmp_path):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(
-        encoding="utf-8"
-    )
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
     example = [block for block in blocks if "[sweep]" in block]
     assert len(example) == 1

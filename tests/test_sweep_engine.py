@@ -90,7 +90,11 @@ def test_grid_points_empty_grid():
         ({"a": [1]}, [], None, "empty list"),
         ({"a": [1]}, [-1], None, "seed index -1"),
         ({"a": [1]}, [1, 1], None, "repeats"),
-        ({"a": [1]}, True, None, "seeds True"),
+        ({"a": [1]}, True, None, "seeds = True"),
+        ({"a": [1, 2, 1]}, 1, None, "grid key 'a' repeats the value 1;"),
+        ({"a": [0.1, 0.1]}, 1, None, "grid key 'a' repeats the value 0.1;"),
+        ({"a": [1, 1.0]}, 1, None, "grid key 'a' repeats the value 1.0;"),
+        ({"a": [[1, 2], [1, 2]]}, 1, None, r"repeats the value \[1, 2\]"),
         ({"seed_index": [1]}, 1, None, "reserved"),
         ({"a": [1]}, 1, {"a": 2}, "also a constant"),
     ],
@@ -98,6 +102,22 @@ def test_grid_points_empty_grid():
 def test_grid_points_rejects_invalid_input(grid, seeds, constants, message):
     with pytest.raises(ValueError, match=message):
         grid_points(grid, seeds, constants)
+
+
+@pytest.mark.parametrize("seeds", [2.5, "2", {"a": 1}, None, 1.0])
+def test_grid_points_rejects_seeds_of_wrong_type(seeds):
+    with pytest.raises(ValueError) as raised:
+        grid_points({"a": [1]}, seeds)
+
+    message = str(raised.value)
+    assert f"seeds = {seeds!r} is invalid" in message
+    assert "give a count >= 1 or a list of seed indices" in message
+
+
+def test_grid_points_mixed_types_are_distinct():
+    points = grid_points({"a": [1, True, "1", [1], 2.5]}, 1)
+
+    assert [p.params["a"] for p in points] == [1, True, "1", [1], 2.5]
 
 
 def test_sweep_point_rejects_non_json_params():
@@ -252,6 +272,119 @@ def test_killed_sweep_resumes_to_same_results(tmp_path):
     assert without_elapsed(resumed) == without_elapsed(fresh)
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None
+    if the process is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Every descendant of a process with its start time (clock ticks after boot)."""
+    children: dict[int, list[int]] = {}
+    start_times: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = proc_stat(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            start_times[int(entry.name)] = fields[19]
+    found: dict[int, str] = {}
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found[child] = start_times[child]
+            stack.append(child)
+    return found
+
+
+def still_running(processes: dict[int, str]) -> list[int]:
+    """The processes that have not ended; a zombie, or a new process that reuses the
+    pid, counts as ended."""
+    running = []
+    for pid, start_time in processes.items():
+        fields = proc_stat(pid)
+        if fields is not None and fields[0] not in "ZX" and fields[19] == start_time:
+            running.append(pid)
+    return running
+
+
+_SLOW_DEMO_SWEEP = """
+[sweep]
+name = "slow-demo"
+task = "demo"
+seeds = 4
+
+[grid]
+x = [0.0, 1.0, 2.0, 3.0]
+sleep_s = [0.3]
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads the process tree in /proc"
+)
+def test_killed_sweep_leaves_no_processes(tmp_path):
+    config = tmp_path / "slow.toml"
+    config.write_text(_SLOW_DEMO_SWEEP, encoding="utf-8")
+    results = tmp_path / "results"
+    points = results / "sweeps" / "slow-demo" / "points.jsonl"
+    command = [sys.executable, "-m", "experiments.cli", "-q", "sweep", str(config)]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--results-dir", str(results)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            if points.exists() and points.read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.02)
+        # The forkserver, two workers and the resource tracker.
+        started = descendants(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        assert process.returncode == -signal.SIGKILL
+        assert len(started) >= 3
+
+        deadline = time.monotonic() + 5
+        while still_running(started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+        assert still_running(started) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in still_running(started):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads process states in /proc"
+)
+def test_zombie_process_counts_as_gone():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while proc_stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        assert sweep._process_alive(os.getpid())
+        assert not sweep._process_alive(child.pid)
+    finally:
+        child.wait()
+    assert not sweep._process_alive(child.pid)
+
+
 def test_damaged_last_line_is_dropped_and_rerun(tmp_path, caplog):
     path = tmp_path / "p.jsonl"
     points = demo_points()
@@ -308,6 +441,41 @@ def test_point_failure_keeps_finished_points(tmp_path):
     assert isinstance(raised.value.__cause__, RuntimeError)
     assert raised.value.index == (1, 0)
     assert [r["index"] for r in read_records(path)] == [[0, 0], [0, 1]]
+
+
+def test_point_failure_logs_traceback_at_debug(tmp_path, caplog):
+    points = grid_points({"fail": [True]}, 1)
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="experiments.sweep"),
+        pytest.raises(PointFailed),
+    ):
+        run_points("demo", points, tmp_path / "p.jsonl", progress=False)
+
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    tracebacks = [
+        r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info
+    ]
+    assert len(errors) == 1
+    assert errors[0].exc_info is None
+    assert len(tracebacks) == 1
+    assert tracebacks[0].exc_info[0] is RuntimeError
+    assert "sweep_tasks.py" in caplog.text
+    assert 'raise RuntimeError(f"demo point' in caplog.text
+
+
+def test_worker_failure_logs_worker_traceback(tmp_path, caplog):
+    points = grid_points({"fail": [True]}, 1)
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="experiments.sweep"),
+        pytest.raises(PointFailed),
+    ):
+        run_points("demo", points, tmp_path / "p.jsonl", workers=2, progress=False)
+
+    # The traceback of the worker process is the cause of the error the pool raises.
+    assert "Traceback" in caplog.text
+    assert 'raise RuntimeError(f"demo point' in caplog.text
 
 
 def test_point_failure_in_worker_process(tmp_path):
@@ -372,6 +540,63 @@ def test_unreachable_scheduler_keeps_points_file(existing_points_file, monkeypat
         run_points("demo", demo_points(n_x=2), path, scheduler=address, progress=False)
 
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        "127.0.0.1:8786",
+        "tcp://",
+        "tcp://host",
+        "tcp://:8786",
+        "tcp://host:port",
+        "tcp://host:0",
+        "tcp://host:70000",
+        "tcp://host:8786/path",
+        "tls://host:8786",
+        "tcp://host: 8786",
+        "http://host:8786",
+    ],
+)
+def test_malformed_scheduler_rejected_at_once(existing_points_file, address):
+    path, before = existing_points_file
+    started = time.monotonic()
+
+    with pytest.raises(ValueError) as raised:
+        run_points("demo", demo_points(), path, scheduler=address, progress=False)
+
+    assert time.monotonic() - started < 1.0
+    assert f"scheduler address {address!r} is invalid" in str(raised.value)
+    assert "tcp://host:port" in str(raised.value)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("address", "host", "port"),
+    [
+        ("tcp://10.0.0.5:8786", "10.0.0.5", 8786),
+        ("tcp://scheduler.local:1", "scheduler.local", 1),
+        ("tcp://[::1]:8786", "::1", 8786),
+    ],
+)
+def test_scheduler_address_gives_host_and_port(address, host, port):
+    assert sweep.check_scheduler_address(address) == (host, port)
+
+
+@pytest.mark.parametrize("n_x", [1, 2], ids=["nothing-pending", "points-pending"])
+def test_refused_scheduler_fails_at_once(existing_points_file, capsys, n_x):
+    pytest.importorskip("distributed")
+    path, before = existing_points_file
+    address = f"tcp://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+
+    with pytest.raises(SweepExecutorError, match=f"scheduler at '{address}'"):
+        run_points("demo", demo_points(n_x=n_x), path, scheduler=address)
+
+    assert time.monotonic() - started < 2.0
+    assert path.read_bytes() == before
+    assert "point/s" not in capsys.readouterr().err
 
 
 def test_missing_dask_names_the_extra(existing_points_file, monkeypatch):

@@ -28,9 +28,15 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from experiments.reproduce import Reproduction, ReproductionContext, TargetCheck
 from experiments.reproductions.fang2019 import fidelity, haar_unitary
+from experiments.reproductions.figures import (
+    legend_below,
+    save_figure,
+    use_plain_log_labels,
+)
 from experiments.sweep import grid_points
 from photonic.decompose import decompose
 from photonic.hardware import Chip, HardwareConfig, StaticErrors
@@ -222,7 +228,7 @@ def _plot_against(
     path: Path,
 ) -> Path:
     """Plot the three panels against N (``axis="n"``) or against strength."""
-    figure = Figure(figsize=(12.0, 4.0))
+    figure = Figure(figsize=(12.0, 4.8))
     FigureCanvasAgg(figure)
     for index, (field_name, quantity, label, logarithmic) in enumerate(_PANELS):
         axes = figure.add_subplot(1, 3, index + 1)
@@ -256,25 +262,28 @@ def _plot_against(
                     name = f"{topology}, N = {value}"
                 axes.plot(xs, ys, line, marker=marker, color=colour, ms=4, label=name)
         if axis == "n":
+            # Mesh sizes are labelled as the integers they are, on a log axis.
             axes.set_xscale("log", base=2)
+            axes.set_xticks(sizes, [str(n) for n in sizes])
+            axes.xaxis.set_minor_formatter(NullFormatter())
             axes.set_xlabel("mesh size N (ports)")
         else:
             axes.set_xscale("log")
+            use_plain_log_labels(axes.xaxis)
             axes.set_xlabel(ERROR_LABELS[field_name])
         if logarithmic:
             axes.set_yscale("log")
+            use_plain_log_labels(axes.yaxis)
         axes.set_ylabel(label)
         axes.set_title(ERROR_LABELS[field_name], fontsize=8)
         axes.grid(alpha=0.3, which="both")
-        axes.legend(fontsize=5.5, ncol=2)
+        legend_below(axes, ncols=2, fontsize=6)
     figure.suptitle(
         "Rectangular (solid) against triangular (dashed) meshes; "
         "spread: geometric mean over seeds, fidelity: mean",
         fontsize=9,
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=90)
-    return path
+    return save_figure(figure, path, dpi=90)
 
 
 def _colours(count: int) -> list[tuple[float, ...]]:

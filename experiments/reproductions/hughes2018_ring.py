@@ -26,6 +26,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.reproduce import Reproduction, ReproductionContext, TargetCheck
+from experiments.reproductions.figures import (
+    legend_below,
+    save_figure,
+    use_integer_ticks,
+)
 from experiments.reproductions.training import (
     PointSeeds,
     accuracy,
@@ -183,7 +188,7 @@ def decision_map(
 
 
 def _plot(folder: Path, records: list[dict[str, Any]]) -> Path:
-    figure = Figure(figsize=(10.0, 4.0))
+    figure = Figure(figsize=(10.0, 4.6))
     FigureCanvasAgg(figure)
     curves, regions = figure.subplots(1, 2)
     colours = {"ideal": "tab:blue", "bench": "tab:orange"}
@@ -216,7 +221,8 @@ def _plot(folder: Path, records: list[dict[str, Any]]) -> Path:
     curves.set_ylabel("test accuracy")
     curves.set_ylim(0.3, 1.02)
     curves.set_title("Ring, 6 layers of 4×4 meshes (band: min–max)")
-    curves.legend(fontsize=8, loc="lower right")
+    use_integer_ticks(curves.xaxis)
+    legend_below(curves, ncols=2)
     curves.grid(alpha=0.3)
 
     example = _records_of(records, TARGET_PRESET)[0]
@@ -242,11 +248,8 @@ def _plot(folder: Path, records: list[dict[str, Any]]) -> Path:
     )
     regions.set_xlabel("x1")
     regions.set_ylabel("x2")
-    regions.legend(fontsize=7, loc="upper right")
-    figure.tight_layout()
-    path = folder / f"{NAME}.png"
-    figure.savefig(path, dpi=90)
-    return path
+    legend_below(regions, ncols=2)
+    return save_figure(figure, folder / f"{NAME}.png", dpi=90)
 
 
 def run(context: ReproductionContext) -> Reproduction:

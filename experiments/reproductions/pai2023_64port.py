@@ -39,6 +39,11 @@ from sklearn.model_selection import train_test_split
 
 from experiments.config import ExperimentConfig, NetworkConfig, TrainingConfig
 from experiments.reproduce import Reproduction, ReproductionContext, TargetCheck
+from experiments.reproductions.figures import (
+    legend_below,
+    save_figure,
+    use_plain_log_labels,
+)
 from experiments.sweep import grid_points, run_points
 from experiments.train import Trainer
 from photonic.detection import DetectorConfig
@@ -817,7 +822,7 @@ _P_COLOURS = {0.0: "tab:blue", 0.025: "tab:orange", 0.05: "tab:red"}
 def plot_grid(path: Path, statistics: dict[str, GridStatistics]) -> Path:
     """Plot accuracy, accuracy difference and gradient error against K, one line per p,
     ours beside the published values, one row per dataset."""
-    figure = Figure(figsize=(12.0, 3.6 * len(statistics)))
+    figure = Figure(figsize=(12.0, 4.4 * len(statistics)))
     FigureCanvasAgg(figure)
     axes = figure.subplots(len(statistics), 3, squeeze=False)
     ks = np.array(MONITOR_K)
@@ -859,7 +864,7 @@ def plot_grid(path: Path, statistics: dict[str, GridStatistics]) -> Path:
             )
         accuracy_axes.set_title(f"{dataset}: test accuracy (published: MNIST)")
         accuracy_axes.set_ylabel("test accuracy (%)")
-        accuracy_axes.legend(fontsize=7, ncols=2, loc="lower left")
+        legend_below(accuracy_axes, ncols=2)
         drop_axes.set_title("difference from p = K = 0 (paired by seed)")
         drop_axes.set_ylabel("accuracy difference (points)")
         drop_axes.axhline(0.0, color="k", lw=0.5)
@@ -882,15 +887,14 @@ def plot_grid(path: Path, statistics: dict[str, GridStatistics]) -> Path:
                     positive, values, marker=marker, color="tab:blue", label=label
                 )
         gradient_axes.set_yscale("log")
+        use_plain_log_labels(gradient_axes.yaxis)
         gradient_axes.set_xticks(positive, [f"{k:g}" for k in positive])
         gradient_axes.set_title("gradient error 1 − ĝ·g at p = 0")
-        gradient_axes.legend(fontsize=7)
+        legend_below(gradient_axes, ncols=1)
         for axes_item in row:
             axes_item.set_xlabel("monitor noise K")
             axes_item.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    return path
+    return save_figure(figure, path, dpi=80)
 
 
 # --- the reproduction ----------------------------------------------------------------

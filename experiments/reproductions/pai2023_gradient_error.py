@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from experiments.reproduce import Reproduction, ReproductionContext, TargetCheck
 from experiments.reproductions.fang2019 import haar_unitary
+from experiments.reproductions.figures import save_figure, use_plain_log_labels
 from experiments.sweep import grid_points
 from photonic.decompose import decompose_reck
 from photonic.detection import DetectorConfig
@@ -234,6 +235,8 @@ def _finite(values: np.ndarray) -> np.ndarray:
 _BATCH_COLOURS = {1: "tab:blue", 2: "tab:orange", 3: "tab:purple", 4: "tab:green"}
 _PLOT_FLOOR = 1e-8
 """Smallest gradient error drawn on the log axis."""
+MIN_FIGURE_WIDTH_IN = 6.5
+"""Minimum width of the box-plot figure in inches."""
 
 
 def _box_panel(
@@ -289,13 +292,17 @@ def _plot(
     path: Path,
 ) -> Path:
     monitor_ks = size["monitor_k"]
-    figure = Figure(figsize=(4.0 * len(monitor_ks) + 0.5, 4.2))
+    # A single panel (the smoke size) still needs the width of the title and of one
+    # legend column per batch size.
+    width = max(4.0 * len(monitor_ks) + 0.5, MIN_FIGURE_WIDTH_IN)
+    figure = Figure(figsize=(width, 4.4), layout="constrained")
     FigureCanvasAgg(figure)
     shared = None
     for index, monitor_k in enumerate(monitor_ks):
         axes = figure.add_subplot(1, len(monitor_ks), index + 1, sharey=shared)
         shared = shared or axes
         _box_panel(axes, grouped, monitor_k, size["sigma"], size["batch"])
+        use_plain_log_labels(axes.yaxis)
         if index == 0:
             axes.set_ylabel("gradient error 1 − ĝ·g")
             handles, labels = axes.get_legend_handles_labels()
@@ -303,10 +310,16 @@ def _plot(
         "In situ gradient error, 4×4 triangular mesh, Haar target, perturbed phases",
         fontsize=10,
     )
-    figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7)
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
-    figure.savefig(path, dpi=90)
-    return path
+    # The entries come in batch order, ours before the published chip value, so one
+    # column per batch size puts each batch's pair in a column.
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=len(size["batch"]),
+        fontsize=7,
+    )
+    return save_figure(figure, path, dpi=90)
 
 
 def _median_iqr(values: np.ndarray) -> str:

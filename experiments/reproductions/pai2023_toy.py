@@ -29,6 +29,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.reproduce import Reproduction, ReproductionContext, TargetCheck
+from experiments.reproductions.figures import (
+    legend_below,
+    save_figure,
+    use_integer_ticks,
+)
 from experiments.reproductions.training import (
     PointSeeds,
     accuracy,
@@ -196,6 +201,10 @@ def _format(stats: dict[str, float]) -> str:
     return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
 
+BAR_LEGEND_DROP_PT = 20.0
+"""Distance in points from the bar panel's bottom edge down to its legend."""
+
+
 def _plot(folder: Path, records: list[dict[str, Any]], stats: dict) -> Path:
     figure = Figure(figsize=(10.0, 4.6))
     FigureCanvasAgg(figure)
@@ -235,7 +244,8 @@ def _plot(folder: Path, records: list[dict[str, Any]], stats: dict) -> Path:
     bars.set_ylim(0.4, 1.05)
     bars.set_ylabel("test accuracy")
     bars.set_title("Final test accuracy (mean ± std over seeds)")
-    bars.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2)
+    # The bar panel has no x label, so its legend needs room for the tick labels only.
+    legend_below(bars, ncols=2, drop_pt=BAR_LEGEND_DROP_PT)
     bars.grid(axis="y", alpha=0.3)
 
     colours = {"moons": "tab:blue", "circles": "tab:green", "ring": "tab:purple"}
@@ -263,12 +273,10 @@ def _plot(folder: Path, records: list[dict[str, Any]], stats: dict) -> Path:
     curves.set_ylabel("test accuracy")
     curves.set_ylim(0.4, 1.02)
     curves.set_title("Test accuracy during training (mean; band: min–max)")
-    curves.legend(fontsize=7, loc="lower right")
+    use_integer_ticks(curves.xaxis)
+    legend_below(curves, ncols=2)
     curves.grid(alpha=0.3)
-    figure.tight_layout()
-    path = folder / f"{NAME}.png"
-    figure.savefig(path, dpi=90)
-    return path
+    return save_figure(figure, folder / f"{NAME}.png", dpi=90)
 
 
 def _statistics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
