@@ -18,6 +18,7 @@ PACKAGES = (
     "matplotlib",
     "scikit-learn",
     "tqdm",
+    "numba",
 )
 
 

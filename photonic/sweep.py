@@ -44,6 +44,14 @@ import numpy as np
 from scipy.linalg import blas
 
 from photonic.detection import DetectorConfig, detect, noise_std
+from photonic.kernels import (
+    KIND_ADJOINT,
+    KIND_EXACT,
+    KIND_FORWARD,
+    cell_products,
+    mzi_blocks,
+    site_values,
+)
 from photonic.mesh import MeshLayout, RealisedMesh
 
 logger = logging.getLogger(__name__)
@@ -89,8 +97,14 @@ def _check_dtype(dtype: object) -> np.dtype:
     return resolved
 
 
-def _check_fields(fields: np.ndarray, n_modes: int, name: str) -> np.ndarray:
-    """Return ``fields`` as a 2-D array ``(batch, n_modes)``, raising on shape or NaN."""
+def _check_fields(
+    fields: np.ndarray, n_modes: int, name: str, finite: bool = True
+) -> np.ndarray:
+    """Return ``fields`` as a 2-D array ``(batch, n_modes)``, raising on shape or NaN.
+
+    With ``finite`` False only the shape is checked; the caller then checks a product
+    of the fields, which is cheaper and not finite if any entry is not.
+    """
     fields = np.asarray(fields)
     if fields.ndim == 1:
         fields = fields[None, :]
@@ -101,7 +115,7 @@ def _check_fields(fields: np.ndarray, n_modes: int, name: str) -> np.ndarray:
         )
     # A finite sum proves every entry finite. Only a non-finite sum needs the full check,
     # which separates an overflowing sum from a NaN or infinite entry.
-    if not np.isfinite(np.sum(fields)) and not np.all(np.isfinite(fields)):
+    if finite and not np.isfinite(np.sum(fields)) and not np.all(np.isfinite(fields)):
         raise ValueError(f"{name} contains NaN or infinity; every entry must be finite")
     return fields
 
@@ -134,11 +148,24 @@ def _batch_product(
     return gemm(1.0, first.T, second.T, trans_b=2 if conjugate else 1)
 
 
-def _gram(fields: np.ndarray, weights: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Compute the Gram matrix Σ_b w_b · f_b f_bᴴ = Fᵀ diag(w) F̄ for real or complex w."""
+def _gram(
+    fields: np.ndarray, weights: np.ndarray, dtype: np.dtype, name: str = "fields"
+) -> np.ndarray:
+    """Compute the Gram matrix Σ_b w_b · f_b f_bᴴ = Fᵀ diag(w) F̄ for real or complex w.
+
+    Raises:
+        ValueError: if ``fields`` (called ``name`` in the message) contains NaN or
+            infinity. A non-finite entry makes the Gram matrix non-finite (0·inf is
+            NaN), so the fields are checked entry by entry only then.
+    """
     fields = np.ascontiguousarray(fields, dtype=dtype)
-    weighted = fields * weights.astype(dtype)[:, None]
-    return _batch_product(weighted, fields, dtype, conjugate=True)
+    # A non-finite entry is reported below; the arithmetic on it stays quiet.
+    with np.errstate(invalid="ignore", over="ignore"):
+        weighted = fields * weights.astype(dtype)[:, None]
+    gram = _batch_product(weighted, fields, dtype, conjugate=True)
+    if not np.all(np.isfinite(gram)):
+        _check_fields(fields, fields.shape[1], name)
+    return gram
 
 
 # ----------------------------------------------------------------------------------------
@@ -153,61 +180,6 @@ def _unit_phasor(phases: np.ndarray) -> np.ndarray:
     phasor.real = np.cos(phases)
     phasor.imag = np.sin(phases)
     return phasor
-
-
-def _inverse_2x2(block: np.ndarray) -> np.ndarray:
-    det = block[0, 0] * block[1, 1] - block[0, 1] * block[1, 0]
-    inverse = np.empty_like(block)
-    inverse[0, 0] = block[1, 1] / det
-    inverse[0, 1] = -block[0, 1] / det
-    inverse[1, 0] = -block[1, 0] / det
-    inverse[1, 1] = block[0, 0] / det
-    return inverse
-
-
-def _pair_weights(row: list[np.ndarray], column: list[np.ndarray]) -> np.ndarray:
-    """Return the weights (4, ...) of X00, X01, X10, X11 in Σ_ij row_i X_ij column_j."""
-    return np.stack([row[i] * column[j] for i in (0, 1) for j in (0, 1)])
-
-
-def _identity_stack(shape: tuple[int, ...], width: int) -> np.ndarray:
-    """Return identity matrices of size ``width``, stored as (..., width, width, n)."""
-    stack = np.zeros((*shape[:-1], width, width, shape[-1]), dtype=np.complex128)
-    for i in range(width):
-        stack[..., i, i, :] = 1.0
-    return stack
-
-
-def _mix_rows(matrices: np.ndarray, blocks: np.ndarray, first: int, pairs: int) -> None:
-    """Replace rows (first + 2p, first + 2p + 1) of ``matrices`` (..., w, w, n), for
-    p < ``pairs``, by the 2×2 ``blocks`` (..., 2, 2, pairs, n) times those rows."""
-    *lead, width, _, count = matrices.shape
-    rows = matrices[..., first : first + 2 * pairs, :, :].reshape(
-        *lead, pairs, 2, width, count
-    )
-    upper = rows[..., 0, :, :].copy()
-    coefficient = blocks[..., None, :]
-    rows[..., 0, :, :] *= coefficient[..., 0, 0, :, :, :]
-    rows[..., 0, :, :] += coefficient[..., 0, 1, :, :, :] * rows[..., 1, :, :]
-    rows[..., 1, :, :] *= coefficient[..., 1, 1, :, :, :]
-    rows[..., 1, :, :] += coefficient[..., 1, 0, :, :, :] * upper
-
-
-def _mix_columns(
-    matrices: np.ndarray, blocks: np.ndarray, first: int, pairs: int
-) -> None:
-    """Replace columns (first + 2p, first + 2p + 1) of ``matrices`` (..., w, w, n), for
-    p < ``pairs``, by those columns times the 2×2 ``blocks`` (..., 2, 2, pairs, n)."""
-    *lead, width, _, count = matrices.shape
-    columns = matrices[..., first : first + 2 * pairs, :].reshape(
-        *lead, width, pairs, 2, count
-    )
-    left = columns[..., 0, :].copy()
-    coefficient = blocks[..., None, :, :]
-    columns[..., 0, :] *= coefficient[..., 0, 0, :, :, :]
-    columns[..., 0, :] += columns[..., 1, :] * coefficient[..., 1, 0, :, :, :]
-    columns[..., 1, :] *= coefficient[..., 1, 1, :, :, :]
-    columns[..., 1, :] += left * coefficient[..., 0, 1, :, :, :]
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,6 +213,7 @@ class _CellGeometry:
         pad: dummy modes before mode 0 in the padded matrices.
         padded: size of the padded matrices.
         site_groups: first site and number of sites of every local column of a cell.
+        group_first, group_count: the same as two arrays.
         site_tops: local top mode of every site, ``(b²,)``.
         site_mzi: MZI index at every site, or −1, ``(b², n_cells)``.
         waveguide_sites: for the upper and the lower mode of a site, the flat indices
@@ -254,6 +227,8 @@ class _CellGeometry:
     padded: int
     n_cells: int
     site_groups: tuple[tuple[int, int], ...]
+    group_first: np.ndarray
+    group_count: np.ndarray
     site_tops: np.ndarray
     site_mzi: np.ndarray
     waveguide_sites: tuple[tuple[np.ndarray, np.ndarray], ...]
@@ -371,6 +346,8 @@ def _cell_geometry(
         padded=padded,
         n_cells=int(ell.size),
         site_groups=groups,
+        group_first=np.array([first for first, _ in groups], dtype=np.intp),
+        group_count=np.array([count for _, count in groups], dtype=np.intp),
         site_tops=local_top,
         site_mzi=site_mzi,
         waveguide_sites=tuple(waveguide_sites),
@@ -440,38 +417,27 @@ class MeshSweep:
         """Compute the 2×2 block of every MZI, followed by its column's waveguide loss."""
         layout = device.layout
         theta, phi, psi = layout.split_phases(device.phases)
-        c1, c2 = np.cos(device.coupler_angles)
-        s1, s2 = np.sin(device.coupler_angles)
-        top_arm, bottom_arm = device.arm_amplitude
-        alpha = top_arm * _unit_phasor(theta)
-        beta = bottom_arm
-        rot_phi = _unit_phasor(phi)
-
-        # coupler(c2, s2) · diag(α, β) · coupler(c1, s1) · diag(e^{iφ}, 1), written out.
-        blocks = np.empty((2, 2, theta.size), dtype=np.complex128)
-        blocks[0, 0] = rot_phi * (alpha * (c1 * c2) - beta * (s1 * s2))
-        blocks[0, 1] = 1j * (alpha * (s1 * c2) + beta * (c1 * s2))
-        blocks[1, 0] = 1j * rot_phi * (alpha * (c1 * s2) + beta * (s1 * c2))
-        blocks[1, 1] = beta * (c1 * c2) - alpha * (s1 * s2)
-
         if device.column_amplitude is None:
             w_top = w_bottom = np.ones(theta.size)
         else:
             tops, columns = layout.mzi_top_modes, layout.mzi_columns
             w_top = device.column_amplitude[columns, tops]
             w_bottom = device.column_amplitude[columns, tops + 1]
-            blocks[0] *= w_top
-            blocks[1] *= w_bottom
-
+        blocks, k, top_power, adjoint_theta = mzi_blocks(
+            _unit_phasor(theta),
+            _unit_phasor(phi),
+            np.cos(device.coupler_angles),
+            np.sin(device.coupler_angles),
+            np.ascontiguousarray(device.arm_amplitude, dtype=float),
+            np.ascontiguousarray(w_top, dtype=float),
+            np.ascontiguousarray(w_bottom, dtype=float),
+        )
         self._mzi_blocks = blocks
-        # First row of coupler(c1, s1) · diag(e^{iφ}, 1): the field after θ is
-        # α·(k0·upper + k1·lower) of the fields entering the MZI.
-        self._k0 = c1 * rot_phi
-        self._k1 = 1j * s1
-        self._top_power = top_arm**2
-        # First column of diag(w) · coupler(c2, s2): how the adjoint fields at the MZI's
-        # outputs reach the point after θ.
-        self._adjoint_theta = np.stack([w_top * c2, 1j * s2 * w_bottom])
+        # The field after θ is α·(k0·upper + k1·lower) of the fields entering the MZI.
+        self._k0, self._k1 = k
+        self._top_power = top_power
+        # How the adjoint fields at the MZI's outputs reach the point after θ.
+        self._adjoint_theta = adjoint_theta
         self._output_rotation = _unit_phasor(psi)
 
     def _build_cells(self, device: RealisedMesh) -> None:
@@ -495,50 +461,42 @@ class MeshSweep:
         )
 
         # The cells: the running product P ← E·P of their local columns.
-        product = self._running_product(elements[None])
-        self._cells = np.ascontiguousarray(
-            product[0].transpose(2, 0, 1), dtype=self.dtype
-        )
+        self._cells = self._running_product(elements).astype(self.dtype, copy=False)
         self._inverse_cells: np.ndarray | None = None
-        self._inverse_blocks: np.ndarray | None = None
-
-    def _inverse_elements(self) -> np.ndarray:
-        """Return the inverse of every site's 2×2 block, ``(2, 2, b², n_cells)``, with
-        inf or NaN where an amplitude is 0."""
-        if self._inverse_blocks is None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                self._inverse_blocks = _inverse_2x2(self._elements)
-        return self._inverse_blocks
 
     def _inverse(self) -> np.ndarray:
         """Return the inverse of every cell, ``(n_cells, 2b, 2b)``, built on first use as
-        the running product of the transposed inverse blocks: P^{-T} ← E^{-T}·P^{-T}."""
+        the product of the inverse blocks in reverse order, with inf or NaN where an
+        amplitude is 0."""
         if self._inverse_cells is None:
-            transposed = self._running_product(
-                self._inverse_elements().transpose(1, 0, 2, 3)[None]
-            )
-            self._inverse_cells = np.ascontiguousarray(
-                transposed[0].transpose(2, 1, 0), dtype=self.dtype
-            )
+            geometry = self._geometry
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inverse = cell_products(
+                    self._elements,
+                    geometry.site_tops,
+                    geometry.group_first,
+                    geometry.group_count,
+                    geometry.width,
+                    True,
+                )
+            self._inverse_cells = inverse.astype(self.dtype, copy=False)
         return self._inverse_cells
 
     def _running_product(self, blocks: np.ndarray) -> np.ndarray:
         """Multiply the local columns of every cell, starting from the identity.
 
-        The 2×2 ``blocks`` ``(k, 2, 2, b², n_cells)`` of every site are applied as row
-        operations, and the k products ``(k, 2b, 2b, n_cells)`` are returned.
+        The 2×2 ``blocks`` ``(2, 2, b², n_cells)`` of every site are applied as row
+        operations, and the products ``(n_cells, 2b, 2b)`` are returned.
         """
         geometry = self._geometry
-        stack, n_cells = blocks.shape[0], blocks.shape[-1]
-        product = _identity_stack((stack, n_cells), geometry.width)
-        for first_site, count in geometry.site_groups:
-            _mix_rows(
-                product,
-                blocks[:, :, :, first_site : first_site + count],
-                int(geometry.site_tops[first_site]),
-                count,
-            )
-        return product
+        return cell_products(
+            blocks,
+            geometry.site_tops,
+            geometry.group_first,
+            geometry.group_count,
+            geometry.width,
+            False,
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -687,61 +645,37 @@ class MeshSweep:
         the φ and the θ values, each ``(stack, b², n_cells)``.
         """
         geometry = self._geometry
-        elements = self._elements
-        state = np.ascontiguousarray(blocks.transpose(0, 2, 3, 1), dtype=np.complex128)
+        # A copy: the compiled loop carries each block through its cell in place.
+        state = np.array(blocks, dtype=np.complex128)
         stack, n_cells = state.shape[0], geometry.n_cells
         sites = geometry.site_mzi.shape[0]
         phi = np.empty((stack, sites, n_cells), dtype=np.complex128)
         theta = np.empty_like(phi)
-
+        ones = np.ones(self.layout.n_mzis)
         if kind == "adjoint":
-            # The power after θ is Σ v_i X_ij v̄_j over the state after the column. The
-            # power at φ is the diagonal entry before the column, which is Σ e_i X_ij ē_j
-            # after it, with e the first column of the MZI's block.
-            after_theta = [self._site_values(row) for row in self._adjoint_theta]
-            before_phi = [elements[0, 0], elements[1, 0]]
-            theta_weights = _pair_weights(after_theta, [c.conj() for c in after_theta])
-            phi_weights = _pair_weights(before_phi, [c.conj() for c in before_phi])
-            row_step = elements.transpose(1, 0, 2, 3)
-            column_step = elements.conj()
-            groups = geometry.site_groups[::-1]
+            # The power after θ is Σ v_i X_ij v̄_j over the state after the column, with
+            # v how the adjoint fields at the MZI's outputs reach that point.
+            code, weights, scale = KIND_ADJOINT, self._adjoint_theta, ones
         else:
             # The field after θ is α·(k0·upper + k1·lower) of the MZI's inputs, and
             # the field after φ has the power of the upper input.
-            k = [self._site_values(self._k0), self._site_values(self._k1)]
-            k_right = [c.conj() for c in k]
-            if kind == "forward":
-                power = self._site_values(self._top_power)
-                k_right = [c * power for c in k_right]
-            theta_weights = _pair_weights(k, k_right)
-            phi_weights = None
-            row_step = elements
-            column_step = (
-                self._inverse_elements()
-                if kind == "exact"
-                else elements.conj().transpose(1, 0, 2, 3)
-            )
-            groups = geometry.site_groups
-
-        for index, (first_site, count) in enumerate(groups):
-            group = slice(first_site, first_site + count)
-            top = int(geometry.site_tops[first_site])
-            upper = np.arange(top, top + 2 * count, 2)
-            lower = upper + 1
-            pair = (
-                state[:, upper, upper],
-                state[:, upper, lower],
-                state[:, lower, upper],
-                state[:, lower, lower],
-            )
-            theta[:, group] = sum(w * p for w, p in zip(theta_weights[:, group], pair))
-            if phi_weights is None:
-                phi[:, group] = pair[0]
+            weights = np.stack([self._k0, self._k1])
+            if kind == "exact":
+                code, scale = KIND_EXACT, ones
             else:
-                phi[:, group] = sum(w * p for w, p in zip(phi_weights[:, group], pair))
-            if index < len(groups) - 1:
-                _mix_rows(state, row_step[:, :, group], top, count)
-                _mix_columns(state, column_step[:, :, group], top, count)
+                code, scale = KIND_FORWARD, self._top_power
+        for index in range(stack):
+            phi[index], theta[index] = site_values(
+                state[index],
+                self._elements,
+                code,
+                weights,
+                scale,
+                geometry.site_mzi,
+                geometry.site_tops,
+                geometry.group_first,
+                geometry.group_count,
+            )
         return phi, theta
 
     def _assemble(
@@ -777,8 +711,8 @@ class MeshSweep:
             ValueError: for fields of the wrong shape or with NaN, or batches of
                 different sizes.
         """
-        x = _check_fields(x, self.n_modes, "x")
-        delta = _check_fields(delta, self.n_modes, "delta")
+        x = _check_fields(x, self.n_modes, "x", finite=False)
+        delta = _check_fields(delta, self.n_modes, "delta", finite=False)
         if x.shape[0] != delta.shape[0]:
             raise ValueError(
                 f"x has {x.shape[0]} samples but delta has {delta.shape[0]}; "
@@ -786,9 +720,16 @@ class MeshSweep:
             )
         if not self.invertible:
             logger.debug("a mesh amplitude is 0; exact gradient from recorded fields")
+            _check_fields(x, self.n_modes, "x")
+            _check_fields(delta, self.n_modes, "delta")
             return _exact_gradient_from_fields(self.device(), x, delta)
 
         outer = _batch_product(x, delta, self.dtype, conjugate=False)
+        # A NaN or infinite entry of x or delta makes Σ x_b δ_bᵀ non-finite (0·inf is
+        # NaN), so the fields are checked entry by entry only then, for the message.
+        if not np.all(np.isfinite(outer)):
+            _check_fields(x, self.n_modes, "x")
+            _check_fields(delta, self.n_modes, "delta")
         matrix = self.matrix()
         start = (outer @ matrix)[None]
         blocks, final = self._sweep(start, self._cells, self._inverse())
@@ -836,7 +777,7 @@ class MeshSweep:
             raise ValueError(
                 f"direction {direction!r} is unknown; choose forward or adjoint"
             )
-        fields = _check_fields(fields, self.n_modes, "fields")
+        fields = _check_fields(fields, self.n_modes, "fields", finite=False)
         batch = fields.shape[0]
         single = weights is None or np.ndim(weights) == 1
         rows = (
@@ -884,7 +825,7 @@ class MeshSweep:
             )
         gram = np.zeros((self.n_modes, self.n_modes), dtype=self.dtype)
         for fields, weights, second in terms:
-            fields = _check_fields(fields, self.n_modes, "fields")
+            fields = _check_fields(fields, self.n_modes, "fields", finite=False)
             weights = _check_weights(weights, fields.shape[0])
             if second is not None:
                 weights = weights + 1j * _check_weights(second, fields.shape[0])
@@ -1262,7 +1203,7 @@ def measured_batch_gradient(
                 f"the {name} pass runs on a mesh of {optical_pass.device.layout.n_modes} "
                 f"modes but the forward pass on {n}; all passes need the same mesh"
             )
-    batch = _check_fields(forward.fields, n, "forward fields").shape[0]
+    batch = _check_fields(forward.fields, n, "forward fields", finite=False).shape[0]
     weights = _check_weights(weights, batch)
 
     forward_variance = reading_variance(forward.monitor)

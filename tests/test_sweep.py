@@ -510,6 +510,43 @@ def test_rejects_nan_fields() -> None:
         propagate(device, x)
 
 
+@pytest.mark.parametrize("blocked", [False, True], ids=["sweep", "recorded"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", ["x", "delta"])
+def test_exact_gradient_rejects_non_finite_fields(
+    name: str, bad: float, blocked: bool
+) -> None:
+    device = lossy_device(4, "rectangular")
+    if blocked:
+        arms = device.arm_amplitude.copy()
+        arms[1, 0] = 0.0
+        device = replace(device, arm_amplitude=arms)
+    fields = {
+        "x": np.ones((2, 4), dtype=complex),
+        "delta": np.ones((2, 4), dtype=complex),
+    }
+    fields[name][1, 2] = bad
+    with pytest.raises(ValueError, match=f"{name} contains NaN or infinity"):
+        exact_batch_gradient(device, fields["x"], fields["delta"])
+
+
+@pytest.mark.parametrize("direction", ["forward", "adjoint"])
+def test_batch_powers_reject_non_finite_fields(direction: str) -> None:
+    device = lossy_device(8, "rectangular")
+    fields = np.ones((40, 8), dtype=complex)
+    fields[3, 5] = np.inf
+    with pytest.raises(ValueError, match="fields contains NaN or infinity"):
+        batch_powers(device, fields, direction)
+
+
+def test_combined_powers_reject_nan_fields() -> None:
+    device = lossy_device(8, "rectangular")
+    fields = np.ones((40, 8), dtype=complex)
+    fields[0, 0] = np.nan
+    with pytest.raises(ValueError, match="fields contains NaN or infinity"):
+        MeshSweep(device).combined_powers([(fields, np.ones(40), None)], "forward")
+
+
 def test_rejects_batches_of_different_sizes() -> None:
     device = lossy_device(4, "rectangular")
     with pytest.raises(ValueError, match="every sample needs its adjoint source"):
