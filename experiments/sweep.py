@@ -467,8 +467,8 @@ def run_point(
 ) -> tuple[str, float]:
     """Run one point where it lands (this process, a worker process or a Dask worker).
 
-    Limits BLAS to one thread, derives the point's SeedSequence from ``(root_seed,
-    index)`` and calls the point function.
+    Derives the point's SeedSequence from ``(root_seed, index)`` and calls the point
+    function. The callers limit BLAS to one thread first.
 
     Returns:
         The result as JSON text and the wall time of the call in s.
@@ -477,10 +477,6 @@ def run_point(
         TypeError: if the result is not a dict of JSON-serialisable values (numpy
             scalars and arrays are converted).
     """
-    # Parallelism comes from the worker processes. BLAS threads inside each worker would
-    # compete with them for the cores and slow the small mesh products
-    # (experiments/blas.py gives the figures).
-    limit_blas_threads()
     function = resolve_task(task)
     seed = np.random.SeedSequence(root_seed, spawn_key=tuple(index))
     started = time.perf_counter()
@@ -503,7 +499,9 @@ def _json_default(value: Any) -> Any:
 
 
 def _initialize_worker(main_pid: int) -> None:
-    # One BLAS thread per worker process, for the reason given in run_point.
+    # Parallelism comes from the worker processes. BLAS threads inside each worker would
+    # compete with them for the cores and slow the small mesh products
+    # (experiments/blas.py gives the figures).
     limit_blas_threads()
     # A worker waits on its task queue, whose pipe the other workers also hold open, so
     # it never reads end-of-file when the main process dies without shutting the pool
@@ -931,14 +929,29 @@ def _write_as_finished(
 def _run_here(
     points: list[SweepPoint], task: str, root_seed: int
 ) -> Iterator[_Outcome]:
-    """Run points one after the other in this process; stop at the first failure."""
-    for point in points:
-        try:
-            result, elapsed_s = run_point(task, point.params, root_seed, point.index)
-        except Exception as error:  # noqa: BLE001 - reported as PointFailed by the caller
-            yield point, error, None
-            return
-        yield point, result, elapsed_s
+    """Run points one after the other in this process; stop at the first failure.
+
+    BLAS runs on one thread while the points run, and its earlier limit is restored
+    after.
+    """
+    with limit_blas_threads():
+        for point in points:
+            try:
+                result, elapsed_s = run_point(
+                    task, point.params, root_seed, point.index
+                )
+            except Exception as error:  # noqa: BLE001 - reported as PointFailed later
+                yield point, error, None
+                return
+            yield point, result, elapsed_s
+
+
+def _run_point_on_dask(
+    task: str, params: dict[str, Any], root_seed: int, index: Sequence[int]
+) -> tuple[str, float]:
+    """Run one point on a Dask worker, with BLAS on one thread."""
+    limit_blas_threads()
+    return run_point(task, params, root_seed, index)
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
@@ -1022,7 +1035,9 @@ def _run_on_dask(
         logger.info("started a local Dask cluster of %d workers", local_workers)
     try:
         futures = {
-            client.submit(run_point, task, p.params, root_seed, p.index, pure=False): p
+            client.submit(
+                _run_point_on_dask, task, p.params, root_seed, p.index, pure=False
+            ): p
             for p in points
         }
         failed = False
