@@ -214,8 +214,8 @@ def _add_reproduce_parser(
         "--size",
         choices=SIZES,
         default="default",
-        help="smoke: a seconds-long check of the code path; default: about 10 "
-        "minutes on 2 cores; full: the published size (default: default)",
+        help="smoke: a seconds-long check of the code path; default: from about 20 s "
+        "to 12 minutes on 2 cores; full: the published size (default: default)",
     )
     reproduce.add_argument(
         "--workers",

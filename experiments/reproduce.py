@@ -57,7 +57,7 @@ processes, or a local Dask cluster."""
 
 @dataclass(frozen=True)
 class ReproductionContext:
-    """What a reproduction needs from the command line.
+    """Options of one reproduction run, taken from the command line.
 
     Attributes:
         name: the reproduction's name.
@@ -142,7 +142,7 @@ class TargetCheck:
 
 @dataclass(frozen=True)
 class Reproduction:
-    """What a reproduction returns.
+    """Result of a reproduction: its tables, target checks, figures and summary.
 
     Attributes:
         title: one line naming the published result and its source.
@@ -210,7 +210,12 @@ def format_targets(targets: list[TargetCheck]) -> str:
         "|---|---|---|---|---|",
     ]
     for check in targets:
-        met = "" if check.met is None else ("yes" if check.met else "**no**")
+        if check.met is None:
+            met = ""
+        elif check.met:
+            met = "yes"
+        else:
+            met = "**no**"
         lines.append(
             f"| {check.quantity} | {check.published} | {check.measured} | "
             f"{check.target} | {met} |"

@@ -110,10 +110,10 @@ def train(params: dict[str, Any], seed: np.random.SeedSequence) -> dict[str, Any
 
     Returns:
         ``test_accuracy``, ``train_accuracy``, ``train_loss`` and ``test_loss`` (nats)
-        after the last epoch, the medians over all steps of the gradient cosine distance
-        1 − ĝ·g and the relative L2 gradient error (None if no step computed the exact
-        gradient), the simulated ``step_time_s`` (s) and ``step_energy_j`` (J) of one
-        training step, the number of ``steps`` and ``run_seed``.
+        after the last epoch. The medians over all steps of the gradient cosine distance
+        1 − ĝ·g and of the relative L2 gradient error, None if no step computed the
+        exact gradient. The simulated ``step_time_s`` (s) and ``step_energy_j`` (J) of
+        one training step, the number of ``steps``, and ``run_seed``.
 
     Raises:
         ValueError: for an unknown key, an invalid value or a base config not found.

@@ -102,8 +102,8 @@ def _check_fields(
 ) -> np.ndarray:
     """Return ``fields`` as a 2-D array ``(batch, n_modes)``, raising on shape or NaN.
 
-    With ``finite`` False only the shape is checked; the caller then checks a product
-    of the fields, which is cheaper and not finite if any entry is not.
+    With ``finite`` False only the shape is checked. The caller then checks a product of
+    the fields instead, which is cheaper to check and is not finite if any entry is not.
     """
     fields = np.asarray(fields)
     if fields.ndim == 1:

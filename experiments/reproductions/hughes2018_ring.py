@@ -57,7 +57,7 @@ TARGET_ACCURACY = 0.88
 PUBLISHED_ACCURACY = 0.91
 """Approximate training and test accuracy reported by Hughes et al. (2018)."""
 ROUNDING_LEVEL = 1e-12
-"""Gradient errors below this are rounding, and the table says so."""
+"""Gradient errors below this are rounding, and the table reports them as such."""
 LEARNING_RATE = 0.02
 """Adam step size in rad, the value used for the toy sets of ``pai2023_toy``."""
 

@@ -8,9 +8,9 @@ training made by Hughes et al., Optica 5, 864 (2018), and Pai et al., Science 38
 (2023). This module measures how far the recovery goes.
 
 Each point trains the moons network of ``pai2023_toy`` on the nominal model (an ideal
-chip, exact gradients), programs the phases into a chip whose static errors are the
-"bench" preset's scaled by a strength k, measures the accuracy there, and continues
-training in situ on that chip from the deployed phases. The chip keeps the bench
+chip, exact gradients). It programs the phases into a chip whose static errors are the
+"bench" preset's scaled by a strength k and measures the accuracy there. Then it
+continues training in situ on that chip from the deployed phases. The chip keeps the bench
 preset's DAC, pass noise and monitor noise at every strength.
 """
 
