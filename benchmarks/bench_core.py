@@ -199,7 +199,9 @@ def timing_rows(sizes: Sizes) -> list[tuple[str, Callable, Callable, str, str]]:
     def sweep_measured() -> object:
         # One layer of the three-pass protocol with Pai monitors, the passes' devices
         # from the chip as InSituStep gets them, monitor readings drawn as batch sums.
-        forward = noisy_chip.pass_device("forward")
+        # The chip hands out one device while its phases stay put; a copy of it stands
+        # for the new device that the first pass after a phase update meets.
+        forward = fresh(noisy_chip.pass_device("forward"))
         y = propagate(forward, x)
         delta = np.conj(y - targets) / batch
         gain, weight = adjoint_gain(x, delta)

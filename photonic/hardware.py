@@ -536,6 +536,7 @@ class Chip:
             np.random.default_rng(drift_seq),
         )
         self._settling_from: tuple[np.ndarray, float] | None = None
+        self._last_device: RealisedMesh | None = None
         if phases is None:
             phases = initial_phases(
                 initialization, layout, np.random.default_rng(init_seq)
@@ -678,13 +679,29 @@ class Chip:
         return self._applied + self.drift.offsets
 
     def _realise(self, phases: np.ndarray) -> RealisedMesh:
-        return RealisedMesh(
+        """Return the device applying ``phases``: the last one if it applies the same.
+
+        A device is frozen and caches its transfer matrix and sweep, so passes without
+        phase noise share one instance and build those once per phase update.
+        """
+        last = self._last_device
+        if (
+            last is not None
+            and last.coupler_angles is self.coupler_angles
+            and last.arm_amplitude is self.arm_amplitude
+            and last.column_amplitude is self.column_amplitude
+            and np.array_equal(last.phases, phases)
+        ):
+            return last
+        device = RealisedMesh(
             self.layout,
             phases,
             self.coupler_angles,
             self.arm_amplitude,
             self.column_amplitude,
         )
+        self._last_device = device
+        return device
 
     def device(self) -> RealisedMesh:
         """Return the realised device now, with static errors, programming and drift, and

@@ -203,6 +203,9 @@ class InSituStep:
     def _padded_input(self, layer: int) -> np.ndarray:
         """Return the layer's input with zeros on the dark ports that the adjoint light leaves."""
         x = self._inputs[layer]
+        if x.shape == self._adjoint_out[layer].shape:
+            # No dark ports: the callers only read the input, so it needs no copy.
+            return x
         padded = np.zeros_like(self._adjoint_out[layer])
         padded[:, : x.shape[1]] = x
         return padded

@@ -803,6 +803,7 @@ class MeshSweep:
         self,
         terms: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]],
         direction: str,
+        names: tuple[str, ...] | None = None,
     ) -> np.ndarray:
         """Two weighted power sums over several batches, from one Gram and one sweep.
 
@@ -810,6 +811,8 @@ class MeshSweep:
             terms: (fields, weights, second weights or None) for every batch, the fields
                 ``(batch, N)`` launched in ``direction`` and the weights ``(batch,)``.
             direction: "forward" or "adjoint".
+            names: what to call each term's fields in an error message; "fields" by
+                default.
 
         Returns:
             ``(2, N²)``: Σ over the terms of Σ_b w_b·P_b, and of Σ_b v_b·P_b with the
@@ -823,13 +826,14 @@ class MeshSweep:
             raise ValueError(
                 f"direction {direction!r} is unknown; choose forward or adjoint"
             )
+        names = ("fields",) * len(terms) if names is None else names
         gram = np.zeros((self.n_modes, self.n_modes), dtype=self.dtype)
-        for fields, weights, second in terms:
-            fields = _check_fields(fields, self.n_modes, "fields", finite=False)
+        for (fields, weights, second), name in zip(terms, names, strict=True):
+            fields = _check_fields(fields, self.n_modes, name, finite=False)
             weights = _check_weights(weights, fields.shape[0])
             if second is not None:
                 weights = weights + 1j * _check_weights(second, fields.shape[0])
-            gram += _gram(fields, weights, self.dtype)
+            gram += _gram(fields, weights, self.dtype, name)
         sums = self._power_sums(gram[None], direction)[0]
         return np.stack([sums.real, sums.imag])
 
@@ -978,6 +982,9 @@ def batch_powers(
     return sweep_for(device, dtype).batch_powers(fields, direction, weights)
 
 
+# A monitor configuration is frozen and hashable, and every measured gradient asks for
+# the variance of its three monitors, so the three noise evaluations are kept.
+@functools.lru_cache(maxsize=64)
 def reading_variance(monitor: DetectorConfig) -> tuple[float, float] | None:
     """Return the coefficients (c0, c1) of the variance c0 + c1·P of one reading.
 
@@ -1046,10 +1053,12 @@ def batch_monitor_readings(
         raise ValueError(
             f"direction {direction!r} is unknown; choose forward or adjoint"
         )
-    fields = _check_fields(fields, device.layout.n_modes, "fields")
+    # The sweep finds non-finite fields in its Gram matrix; recorded fields are checked here.
+    fields = _check_fields(fields, device.layout.n_modes, "fields", finite=False)
     weights = _check_weights(weights, fields.shape[0])
     variance = reading_variance(monitor)
     if variance is None:
+        _check_fields(fields, device.layout.n_modes, "fields")
         readings = detect(
             _powers_from_fields(device, fields, direction),
             monitor,
@@ -1135,8 +1144,9 @@ class OpticalPass:
 def same_device(first: RealisedMesh, second: RealisedMesh) -> bool:
     """Return whether two realised meshes have equal phases and static errors.
 
-    ``Chip.pass_device`` returns a new instance for every pass. When two passes see the
-    same device, one instance and its cached ``sweep`` can serve both.
+    ``Chip.pass_device`` returns one instance while the phases stay the same, and other
+    chips or callers may build equal devices of their own. When two passes see the same
+    device, one instance and its cached ``sweep`` can serve both.
     """
     if first is second:
         return True
@@ -1268,8 +1278,9 @@ def _summed_difference(
 ) -> np.ndarray:
     """Draw Σ_b w_b·(r_sum − r_fwd)_b at once for two passes through the same device."""
     n = forward.device.layout.n_modes
-    summed = _check_fields(interference.fields, n, "interference fields")
-    launched = _check_fields(forward.fields, n, "forward fields")
+    # Non-finite fields make the Gram matrix non-finite; combined_powers then names them.
+    summed = _check_fields(interference.fields, n, "interference fields", finite=False)
+    launched = _check_fields(forward.fields, n, "forward fields", finite=False)
     if summed.shape[0] != weights.size:
         raise ValueError(
             "the interference and the forward pass have different batch sizes; "
@@ -1282,6 +1293,7 @@ def _summed_difference(
         if noisy
         else [(summed, weights, None), (launched, -weights, None)],
         "forward",
+        names=("interference fields", "forward fields"),
     )
     if not noisy:
         return sums[0]

@@ -210,6 +210,30 @@ def test_noise_differs_between_passes() -> None:
     assert not np.array_equal(chip.pass_device().phases, chip.pass_device().phases)
 
 
+def test_passes_without_phase_noise_share_one_device() -> None:
+    layout = MeshLayout.create(6, "rectangular")
+    chip = Chip(layout, HardwareConfig(static=EVERY_ERROR.static), seed=3)
+    forward = chip.pass_device("forward")
+    assert chip.pass_device("adjoint") is forward
+    assert chip.device() is forward
+    # Equal phases give the same device; new phases a new one with the new transfer.
+    chip.phases = chip.phases.copy()
+    assert chip.pass_device("interference") is forward
+    old_matrix = forward.transfer_matrix
+    chip.phases = chip.phases + 0.1
+    updated = chip.pass_device("forward")
+    assert updated is not forward
+    np.testing.assert_array_equal(updated.phases, chip.applied_phases())
+    assert not np.allclose(updated.transfer_matrix, old_matrix)
+    np.testing.assert_allclose(updated.transfer_matrix, updated.matrix(), atol=1e-12)
+
+
+def test_passes_with_phase_noise_get_their_own_device() -> None:
+    layout = MeshLayout.create(6, "rectangular")
+    chip = Chip(layout, EVERY_ERROR, seed=3)
+    assert chip.pass_device("forward") is not chip.pass_device("forward")
+
+
 def test_static_draws_ignore_other_sources() -> None:
     # Every static quantity is drawn even at zero spread, so switching loss on must not
     # shift the coupler draws of the same seed.
