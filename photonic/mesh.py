@@ -87,27 +87,33 @@ class MeshLayout:
         """Number of MZI columns."""
         return len(self.columns)
 
-    @property
+    # The layout is frozen, so its counts and index arrays are computed once. Every new
+    # device checks its phase vector against them.
+    @cached_property
     def n_mzis(self) -> int:
         """Number of MZIs, N(N−1)/2 for both topologies."""
         return int(sum(len(col) for col in self.columns))
 
-    @property
+    @cached_property
     def n_phases(self) -> int:
         """Length of the phase vector (θ, φ, ψ): 2·n_mzis + n_modes = N²."""
         return 2 * self.n_mzis + self.n_modes
 
-    @property
+    @cached_property
     def mzi_top_modes(self) -> np.ndarray:
-        """Top mode k of every MZI, in MZI order."""
-        return np.concatenate(self.columns)
+        """Top mode k of every MZI, in MZI order (read-only)."""
+        tops = np.concatenate(self.columns)
+        tops.setflags(write=False)
+        return tops
 
-    @property
+    @cached_property
     def mzi_columns(self) -> np.ndarray:
-        """Column index of every MZI, in MZI order."""
-        return np.concatenate(
+        """Column index of every MZI, in MZI order (read-only)."""
+        columns = np.concatenate(
             [np.full(len(col), c) for c, col in enumerate(self.columns)]
         )
+        columns.setflags(write=False)
+        return columns
 
     def column_slices(self) -> list[slice]:
         """Slice of the MZI index range that belongs to each column."""

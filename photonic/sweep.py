@@ -7,8 +7,12 @@ that plane to the outputs. With inputs x_b, adjoint sources δ_b launched into t
 and weights w_b:
 
 - exact gradient (as in ``photonic.reference``): the forward field is a = F_p x and the
-  adjoint field b = G_pᵀ δ, so Σ_b a_k·b_k = [F_p M G_p]_kk with M = Xᵀ Δ. Because
-  G_p = U F_p⁻¹, the matrix S_p = F_p (M U) F_p⁻¹ moves from plane to plane as S ← B S B⁻¹.
+  adjoint field b = G_pᵀ δ, so Σ_b a_k·b_k = [F_p M G_p]_kk with M = Xᵀ Δ. Composing U
+  from the inputs passes through every F_p; they are kept when they fit in
+  ``PARTIALS_BUDGET_BYTES``. Then Z_p = M G_p is swept from the outputs as Z ← Z B and
+  each cell's diagonal block is F_p[rows] · Z_p[:, rows], with no inverse across cells.
+  For larger meshes, where keeping F_p costs too much memory, the matrix
+  S_p = F_p (M U) F_p⁻¹ moves from plane to plane as S ← B S B⁻¹ instead.
 - forward monitor powers: Σ_b w_b |a_k|² = [F_p Q F_pᴴ]_kk with Q = Xᵀ diag(w) X̄, which
   moves as Q ← B Q Bᴴ and needs no inverse.
 - adjoint monitor powers: Σ_b w_b |b_k|² = [G_pᵀ R Ḡ_p]_kk with R = Δᵀ diag(w) Δ̄, swept
@@ -38,6 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +54,10 @@ from photonic.kernels import (
     KIND_EXACT,
     KIND_FORWARD,
     cell_products,
+    interference_fields,
     mzi_blocks,
+    scale_rows,
+    site_elements,
     site_values,
 )
 from photonic.mesh import MeshLayout, RealisedMesh
@@ -65,10 +73,27 @@ SWEEP_DTYPES: tuple[type, ...] = (np.complex128, np.complex64)
 DEFAULT_CELL_COLUMNS = 4
 """MZI columns that one layer of cells advances; the cells span 8 modes."""
 
-EXACT_RESIDUAL_TOLERANCE = {np.dtype(np.complex128): 1e-9, np.dtype(np.complex64): 1e-4}
-"""Largest accepted relative residual of the exact gradient sweep, by dtype.
+PARTIALS_BUDGET_BYTES = 16 * 2**20
+"""Largest memory in bytes for the partial products F_p that a sweep keeps per device.
 
-The sweep multiplies by the inverse of every cell, so lossy blocks amplify its rounding
+With them the exact gradient needs no inverse cells and about a quarter less time at
+N = 64 (benchmarks/RESULTS.md). They take (layers + 1)·padded·N complex numbers: 1.5 MB
+at N = 64 and 71 MB at N = 256 with 4-column cells, so large meshes do without.
+"""
+
+EXACT_CONDITION_LIMIT = {np.dtype(np.complex128): 1e6, np.dtype(np.complex64): 1e2}
+"""Largest accepted product of the condition numbers of the 2×2 blocks of one cell.
+
+The values inside a cell come from carrying its diagonal block through the cell's
+columns as X ← E·X·E⁻¹, which multiplies the relative rounding error by at most that
+product. Above the limit the exact gradient is computed from recorded fields, so the
+error stays below about 1e-10 (complex128) and 1e-5 (complex64).
+"""
+
+EXACT_RESIDUAL_TOLERANCE = {np.dtype(np.complex128): 1e-9, np.dtype(np.complex64): 1e-4}
+"""Largest accepted relative residual of the exact gradient sweep S ← B S B⁻¹, by dtype.
+
+That sweep multiplies by the inverse of every cell, so lossy blocks amplify its rounding
 errors. After the last layer the swept matrix must equal P_ψ⁻¹·(U M)·P_ψ, with P_ψ the
 output phases. When their relative Frobenius distance exceeds this tolerance, the exact
 gradient is computed from recorded fields instead. The tolerances lie about 10^7 and 10^3
@@ -159,9 +184,9 @@ def _gram(
             NaN), so the fields are checked entry by entry only then.
     """
     fields = np.ascontiguousarray(fields, dtype=dtype)
-    # A non-finite entry is reported below; the arithmetic on it stays quiet.
-    with np.errstate(invalid="ignore", over="ignore"):
-        weighted = fields * weights.astype(dtype)[:, None]
+    # A non-finite entry is reported below; compiled code raises no floating-point
+    # warnings for it.
+    weighted = scale_rows(fields, weights.astype(dtype))
     gram = _batch_product(weighted, fields, dtype, conjugate=True)
     if not np.all(np.isfinite(gram)):
         _check_fields(fields, fields.shape[1], name)
@@ -171,6 +196,59 @@ def _gram(
 # ----------------------------------------------------------------------------------------
 # Blocks are stored with the cell index last, (2, 2, ..., n) or (w, w, n), so that the
 # elementwise numpy operations that build them run over long contiguous arrays.
+
+
+# Buffers for the kept partial products, handed from a sweep that is gone to the next
+# one of the same shape. A new array of a few MB costs a page fault per 4 kB page when the
+# allocator maps fresh memory for it, and at N = 64 that took about 0.5 ms per device,
+# half the time of composing U.
+_BUFFER_POOL: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = {}
+_BUFFERS_PER_SHAPE = 4
+
+
+def _take_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Return a writable array of ``shape`` and ``dtype`` from the pool, or a new one."""
+    free = _BUFFER_POOL.get((shape, dtype))
+    if free:
+        try:
+            buffer = free.pop()
+        except IndexError:
+            pass
+        else:
+            buffer.setflags(write=True)
+            return buffer
+    return np.empty(shape, dtype=dtype)
+
+
+def _return_buffer(buffer: np.ndarray) -> None:
+    """Put a buffer back into the pool, unless the pool of its shape is full."""
+    free = _BUFFER_POOL.setdefault((buffer.shape, buffer.dtype), [])
+    if len(free) < _BUFFERS_PER_SHAPE:
+        free.append(buffer)
+
+
+# Cosines and sines of coupler angles, by the identity of a read-only angle array. The
+# devices of one chip share its array, so a new device after a phase update reuses them;
+# at N = 64 they took about 30 µs of each new device.
+_COUPLER_TERMS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_COUPLER_TERMS_KEPT = 16
+
+
+def _coupler_terms(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return cos and sin of the coupler angles, cached when the array is read-only."""
+    entry = _COUPLER_TERMS.get(id(angles))
+    if entry is not None and entry[0] is angles:
+        return entry[1], entry[2]
+    cosines, sines = np.cos(angles), np.sin(angles)
+    if not angles.flags.writeable and angles.base is None:
+        if len(_COUPLER_TERMS) >= _COUPLER_TERMS_KEPT:
+            _COUPLER_TERMS.pop(next(iter(_COUPLER_TERMS)))
+        _COUPLER_TERMS[id(angles)] = (angles, cosines, sines)
+    return cosines, sines
+
+
+_NO_AMPLITUDE = np.ones(1)
+"""Stands for the waveguide amplitudes of a mesh without waveguide loss."""
 
 
 def _unit_phasor(phases: np.ndarray) -> np.ndarray:
@@ -216,9 +294,11 @@ class _CellGeometry:
         group_first, group_count: the same as two arrays.
         site_tops: local top mode of every site, ``(b²,)``.
         site_mzi: MZI index at every site, or −1, ``(b², n_cells)``.
-        waveguide_sites: for the upper and the lower mode of a site, the flat indices
-            into (b², n_cells) of sites without an MZI on a real mode inside the mesh,
-            and the flat indices into ``column_amplitude`` of their loss.
+        idle_sites, idle_loss, idle_count: for the upper (row 0) and the lower (row 1)
+            mode of a site, the flat indices into (b², n_cells) of the sites without an
+            MZI on a real mode inside the mesh, the flat indices into
+            ``column_amplitude`` of their loss, and how many there are of each (the
+            rows are padded to equal length).
         layers: the layers of cells in propagation order.
     """
 
@@ -231,7 +311,9 @@ class _CellGeometry:
     group_count: np.ndarray
     site_tops: np.ndarray
     site_mzi: np.ndarray
-    waveguide_sites: tuple[tuple[np.ndarray, np.ndarray], ...]
+    idle_sites: np.ndarray
+    idle_loss: np.ndarray
+    idle_count: np.ndarray
     layers: tuple[_Layer, ...]
 
 
@@ -299,12 +381,21 @@ def _cell_geometry(
     columns, tops = columns[:, keep], tops[:, keep]
     inside, site_mzi = inside[:, keep], site_mzi[:, keep]
 
-    waveguide_sites = []
+    idle_flat, idle_loss = [], []
     for local in range(2):
         mode = tops + local
         idle = inside & (site_mzi < 0) & (mode >= 0) & (mode < n)
+        if not waveguide_loss:
+            idle[:] = False
         flat = np.flatnonzero(idle)
-        waveguide_sites.append((flat, columns.ravel()[flat] * n + mode.ravel()[flat]))
+        idle_flat.append(flat)
+        idle_loss.append(columns.ravel()[flat] * n + mode.ravel()[flat])
+    idle_count = np.array([flat.size for flat in idle_flat], dtype=np.intp)
+    idle_sites = np.zeros((2, int(idle_count.max())), dtype=np.intp)
+    idle_lookup = np.zeros_like(idle_sites)
+    for local in range(2):
+        idle_sites[local, : idle_count[local]] = idle_flat[local]
+        idle_lookup[local, : idle_count[local]] = idle_loss[local]
 
     # Padded index of each cell's first mode: b·q − b + 1 + pad, with pad = 2b − 1.
     pad = width - 1
@@ -338,7 +429,7 @@ def _cell_geometry(
                 uncovered=uncovered,
             )
         )
-    for array in (local_top, site_mzi):
+    for array in (local_top, site_mzi, idle_sites, idle_lookup, idle_count):
         array.setflags(write=False)
     return _CellGeometry(
         width=width,
@@ -350,7 +441,9 @@ def _cell_geometry(
         group_count=np.array([count for _, count in groups], dtype=np.intp),
         site_tops=local_top,
         site_mzi=site_mzi,
-        waveguide_sites=tuple(waveguide_sites),
+        idle_sites=idle_sites,
+        idle_loss=idle_lookup,
+        idle_count=idle_count,
         layers=tuple(layers),
     )
 
@@ -410,31 +503,37 @@ class MeshSweep:
         self._build_mzi_blocks(device)
         self._build_cells(device)
         self._matrix: np.ndarray | None = None
+        self._partials: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
 
     def _build_mzi_blocks(self, device: RealisedMesh) -> None:
         """Compute the 2×2 block of every MZI, followed by its column's waveguide loss."""
         layout = device.layout
-        theta, phi, psi = layout.split_phases(device.phases)
+        m = layout.n_mzis
+        _, _, psi = layout.split_phases(device.phases)
+        self._unit_scale = np.ones(m)
         if device.column_amplitude is None:
-            w_top = w_bottom = np.ones(theta.size)
+            w_top = w_bottom = self._unit_scale
         else:
             tops, columns = layout.mzi_top_modes, layout.mzi_columns
             w_top = device.column_amplitude[columns, tops]
             w_bottom = device.column_amplitude[columns, tops + 1]
+        # θ and φ are adjacent in the phase vector: one call each for their cos and sin.
+        internal = device.phases[: 2 * m]
+        coupler_cos, coupler_sin = _coupler_terms(device.coupler_angles)
         blocks, k, top_power, adjoint_theta = mzi_blocks(
-            _unit_phasor(theta),
-            _unit_phasor(phi),
-            np.cos(device.coupler_angles),
-            np.sin(device.coupler_angles),
+            np.cos(internal),
+            np.sin(internal),
+            coupler_cos,
+            coupler_sin,
             np.ascontiguousarray(device.arm_amplitude, dtype=float),
             np.ascontiguousarray(w_top, dtype=float),
             np.ascontiguousarray(w_bottom, dtype=float),
         )
         self._mzi_blocks = blocks
         # The field after θ is α·(k0·upper + k1·lower) of the fields entering the MZI.
-        self._k0, self._k1 = k
+        self._k = k
         self._top_power = top_power
         # How the adjoint fields at the MZI's outputs reach the point after θ.
         self._adjoint_theta = adjoint_theta
@@ -443,17 +542,20 @@ class MeshSweep:
     def _build_cells(self, device: RealisedMesh) -> None:
         """Gather the 2×2 block of every site and multiply them into the cells."""
         geometry = self._geometry
-        sites, n_cells = geometry.site_mzi.shape
-
         # 2×2 block of every site: its MZI, the loss of idle waveguides, or identity.
-        elements = np.zeros((2, 2, sites, n_cells), dtype=np.complex128)
-        elements[0, 0] = elements[1, 1] = 1.0
-        if device.column_amplitude is not None:
-            amplitude = device.column_amplitude.ravel()
-            for local, (flat_sites, flat_loss) in enumerate(geometry.waveguide_sites):
-                elements[local, local].ravel()[flat_sites] = amplitude[flat_loss]
-        has_mzi = geometry.site_mzi >= 0
-        elements[:, :, has_mzi] = self._mzi_blocks[:, :, geometry.site_mzi[has_mzi]]
+        amplitude = (
+            _NO_AMPLITUDE
+            if device.column_amplitude is None
+            else np.ascontiguousarray(device.column_amplitude, dtype=float).ravel()
+        )
+        elements, self._worst_condition = site_elements(
+            self._mzi_blocks,
+            geometry.site_mzi,
+            geometry.idle_sites,
+            geometry.idle_loss,
+            geometry.idle_count,
+            amplitude,
+        )
         self._elements = elements
         self._invertible = bool(
             np.all(device.arm_amplitude > 0)
@@ -528,31 +630,47 @@ class MeshSweep:
 
         Composed on first use by one product of 2b×2b blocks per layer applied to the
         identity, then cached in this object. Equal to ``RealisedMesh.matrix()`` to
-        rounding.
+        rounding. The partial products F_p before every layer are kept for the exact
+        gradient when they fit in ``PARTIALS_BUDGET_BYTES``.
         """
         if self._matrix is None:
             geometry, n = self._geometry, self.n_modes
-            width = geometry.width
             real = slice(geometry.pad, geometry.pad + n)
-            current = np.zeros((geometry.padded, n), dtype=self.dtype)
-            current[real] = np.eye(n)
-            spare = np.zeros_like(current)
-            for layer in geometry.layers:
-                blocks = layer.stop - layer.start
-                rows = slice(layer.row_start, layer.row_stop)
-                np.matmul(
-                    self._cells[layer.start : layer.stop],
-                    current[rows].reshape(blocks, width, n),
-                    out=spare[rows].reshape(blocks, width, n),
-                )
-                if layer.uncovered:
-                    self._copy_uncovered(current, spare, layer, axis=0)
-                current, spare = spare, current
+            stored = len(geometry.layers) + 1
+            keep = stored * geometry.padded * n * self.dtype.itemsize
+            if keep <= PARTIALS_BUDGET_BYTES:
+                partials = _take_buffer((stored, geometry.padded, n), self.dtype)
+                weakref.finalize(self, _return_buffer, partials)
+            else:
+                # Two buffers, used in turn.
+                partials = np.empty((2, geometry.padded, n), dtype=self.dtype)
+            partials[0] = 0.0
+            partials[0, real] = np.eye(n)
+            for index, layer in enumerate(geometry.layers):
+                before = partials[index % len(partials)]
+                after = partials[(index + 1) % len(partials)]
+                self._apply_layer(layer, before, after)
             rotation = self._output_rotation.astype(self.dtype)
-            matrix = current[real] * rotation[:, None]
+            matrix = after[real] * rotation[:, None]
             matrix.setflags(write=False)
             self._matrix = matrix
+            if len(partials) == stored:
+                partials.setflags(write=False)
+                self._partials = partials
         return self._matrix
+
+    def _apply_layer(self, layer: _Layer, before: np.ndarray, after: np.ndarray) -> None:
+        """Write ``layer``'s cells times ``before`` ``(padded, N)`` into ``after``."""
+        width, n = self._geometry.width, self.n_modes
+        blocks = layer.stop - layer.start
+        rows = slice(layer.row_start, layer.row_stop)
+        np.matmul(
+            self._cells[layer.start : layer.stop],
+            before[rows].reshape(blocks, width, n),
+            out=after[rows].reshape(blocks, width, n),
+        )
+        after[: layer.row_start] = before[: layer.row_start]
+        after[layer.row_stop :] = before[layer.row_stop :]
 
     # ------------------------------------------------------------------ sweeps
 
@@ -621,77 +739,91 @@ class MeshSweep:
         taken = taken.reshape(stack, geometry.n_cells, width, width)
         return taken, current[:, real, real]
 
+    def _exact_blocks(
+        self, outer: np.ndarray, partials: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return every cell's block of F_p·M·G_p at its start and the output values.
+
+        Z = M·G_p ``(N, padded)`` starts from M·P_ψ at the outputs and moves back
+        through the layers as Z ← Z·B; the block of a cell is F_p[rows]·Z_p[:, rows],
+        with F_p from ``partials``. Returns the blocks ``(1, n_cells, 2b, 2b)`` and the
+        diagonal of F_D·M·P_ψ ``(1, N)``, the values at the output phases.
+        """
+        geometry, n = self._geometry, self.n_modes
+        width = geometry.width
+        real = slice(geometry.pad, geometry.pad + n)
+        rotation = self._output_rotation.astype(self.dtype)
+        current = np.zeros((n, geometry.padded), dtype=self.dtype)
+        current[:, real] = outer * rotation[None, :]
+        output = np.einsum("kj,jk->k", partials[-1, real], current[:, real])
+        spare = np.zeros_like(current)
+        blocks = np.empty((1, geometry.n_cells, width, width), dtype=self.dtype)
+        for index in range(len(geometry.layers) - 1, -1, -1):
+            layer = geometry.layers[index]
+            count = layer.stop - layer.start
+            cells = slice(layer.start, layer.stop)
+            rows = slice(layer.row_start, layer.row_stop)
+            view = (n, count, width)
+            np.matmul(
+                current[:, rows].reshape(view).transpose(1, 0, 2),
+                self._cells[cells],
+                out=spare[:, rows].reshape(view).transpose(1, 0, 2),
+            )
+            if layer.uncovered:
+                self._copy_uncovered(current, spare, layer, axis=1)
+            current, spare = spare, current
+            np.matmul(
+                partials[index, rows].reshape(count, width, n),
+                current[:, rows].reshape(view).transpose(1, 0, 2),
+                out=blocks[0, cells],
+            )
+        return blocks, output[None]
+
     # ------------------------------------------------------------------ values at sites
 
-    def _site_values(self, values: np.ndarray) -> np.ndarray:
-        """Copy a per-MZI array to every site, ``(b², n_cells)``, with 0 where no MZI is."""
-        index = self._geometry.site_mzi
-        out = np.zeros(index.shape, dtype=values.dtype)
-        present = index >= 0
-        out[present] = values[index[present]]
-        return out
+    def _values(
+        self, kind: str, blocks: np.ndarray, output: np.ndarray
+    ) -> np.ndarray:
+        """Compute the values at every phase shifter, ``(stack, N²)`` in phase-vector order.
 
-    def _local_values(
-        self, kind: str, blocks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Compute the values at the φ and the θ point of every site.
-
-        ``blocks`` are the cells' 2b×2b diagonal blocks of the swept matrix at the
-        cells' start ("exact", "forward") or end ("adjoint"). Each is carried through
-        the cell's local columns like the whole matrix through the layers: X ← E X E⁻¹
-        ("exact"), X ← E X Eᴴ ("forward") or, backwards, X ← Eᵀ X Ē ("adjoint"). A value
-        is a quadratic form Σ c_i d_j X_ij in the 2×2 block on the site's pair of modes
-        just before ("exact", "forward") or after ("adjoint") the site's column. Returns
-        the φ and the θ values, each ``(stack, b², n_cells)``.
+        ``blocks`` ``(stack, n_cells, 2b, 2b)`` are the cells' diagonal blocks of the
+        swept matrices at the cells' start ("exact", "forward") or end ("adjoint"); they
+        are overwritten. Each is carried through the cell's local columns like the whole
+        matrix through the layers: X ← E X E⁻¹ ("exact"), X ← E X Eᴴ ("forward") or,
+        backwards, X ← Eᵀ X Ē ("adjoint"). A value is a quadratic form Σ c_i d_j X_ij in
+        the 2×2 block on the site's pair of modes just before ("exact", "forward") or
+        after ("adjoint") the site's column. ``output`` ``(stack, N)`` holds the values
+        at the output phases.
         """
         geometry = self._geometry
-        # A copy: the compiled loop carries each block through its cell in place.
-        state = np.array(blocks, dtype=np.complex128)
-        stack, n_cells = state.shape[0], geometry.n_cells
-        sites = geometry.site_mzi.shape[0]
-        phi = np.empty((stack, sites, n_cells), dtype=np.complex128)
-        theta = np.empty_like(phi)
-        ones = np.ones(self.layout.n_mzis)
+        # The compiled loop works in complex128 and carries each block in place.
+        state = np.asarray(blocks, dtype=np.complex128)
+        m = self.layout.n_mzis
+        values = np.empty((state.shape[0], 2 * m + self.n_modes), dtype=np.complex128)
+        values[:, 2 * m :] = output
         if kind == "adjoint":
             # The power after θ is Σ v_i X_ij v̄_j over the state after the column, with
             # v how the adjoint fields at the MZI's outputs reach that point.
-            code, weights, scale = KIND_ADJOINT, self._adjoint_theta, ones
-        else:
+            code, weights, scale = KIND_ADJOINT, self._adjoint_theta, self._unit_scale
+        elif kind == "exact":
             # The field after θ is α·(k0·upper + k1·lower) of the MZI's inputs, and
             # the field after φ has the power of the upper input.
-            weights = np.stack([self._k0, self._k1])
-            if kind == "exact":
-                code, scale = KIND_EXACT, ones
-            else:
-                code, scale = KIND_FORWARD, self._top_power
-        for index in range(stack):
-            phi[index], theta[index] = site_values(
-                state[index],
-                self._elements,
-                code,
-                weights,
-                scale,
-                geometry.site_mzi,
-                geometry.site_tops,
-                geometry.group_first,
-                geometry.group_count,
-            )
-        return phi, theta
-
-    def _assemble(
-        self, phi: np.ndarray, theta: np.ndarray, output: np.ndarray
-    ) -> np.ndarray:
-        """Arrange per-site values ``(stack, b², n_cells)`` and the output-phase values
-        ``(stack, N)`` in phase-vector order."""
-        m = self.layout.n_mzis
-        site_mzi = self._geometry.site_mzi
-        present = site_mzi >= 0
-        index = site_mzi[present]
-        result = np.empty((phi.shape[0], 2 * m + self.n_modes), dtype=phi.dtype)
-        result[:, index] = theta[:, present]
-        result[:, m + index] = phi[:, present]
-        result[:, 2 * m :] = output
-        return result
+            code, weights, scale = KIND_EXACT, self._k, self._unit_scale
+        else:
+            code, weights, scale = KIND_FORWARD, self._k, self._top_power
+        site_values(
+            state,
+            self._elements,
+            code,
+            weights,
+            scale,
+            geometry.site_mzi,
+            geometry.site_tops,
+            geometry.group_first,
+            geometry.group_count,
+            values,
+        )
+        return values
 
     # ------------------------------------------------------------------ public sums
 
@@ -702,10 +834,13 @@ class MeshSweep:
         sources ``delta`` launched into the output ports, as in the reference computation.
         The result is in phase-vector order (θ, φ, ψ), in 1/rad. The fields are recorded
         sample by sample instead, which needs batch·N² memory, when ``invertible`` is
-        False or when the sweep's residual exceeds ``EXACT_RESIDUAL_TOLERANCE``.
+        False, when a cell's blocks are conditioned worse than
+        ``EXACT_CONDITION_LIMIT``, or, for meshes too large to keep their partial
+        products, when the sweep's residual exceeds ``EXACT_RESIDUAL_TOLERANCE``.
 
-        NOTE: the residual is checked after the last layer only. Rounding errors that
-        grow in the middle of the mesh and shrink again before its end go unnoticed.
+        NOTE: for meshes too large to keep their partial products, the residual is
+        checked after the last layer only. Rounding errors that grow in the middle of
+        the mesh and shrink again before its end go unnoticed.
 
         Raises:
             ValueError: for fields of the wrong shape or with NaN, or batches of
@@ -730,7 +865,19 @@ class MeshSweep:
         if not np.all(np.isfinite(outer)):
             _check_fields(x, self.n_modes, "x")
             _check_fields(delta, self.n_modes, "delta")
+        if not self._worst_condition <= EXACT_CONDITION_LIMIT[self.dtype]:
+            logger.debug(
+                "a cell's blocks have a condition product of %.1e, above %.0e; "
+                "exact gradient from recorded fields",
+                self._worst_condition,
+                EXACT_CONDITION_LIMIT[self.dtype],
+            )
+            return _exact_gradient_from_fields(self.device(), x, delta)
         matrix = self.matrix()
+        if self._partials is not None:
+            blocks, output = self._exact_blocks(outer, self._partials)
+            return -self._values("exact", blocks, output)[0].imag
+
         start = (outer @ matrix)[None]
         blocks, final = self._sweep(start, self._cells, self._inverse())
 
@@ -748,9 +895,8 @@ class MeshSweep:
             )
             return _exact_gradient_from_fields(self.device(), x, delta)
 
-        phi, theta = self._local_values("exact", blocks)
-        output = np.diagonal(final, axis1=1, axis2=2)
-        return -self._assemble(phi.imag, theta.imag, output.imag)[0]
+        values = self._values("exact", blocks, np.diagonal(final, axis1=1, axis2=2))
+        return -values[0].imag
 
     def batch_powers(
         self, fields: np.ndarray, direction: str, weights: np.ndarray | None = None
@@ -855,8 +1001,7 @@ class MeshSweep:
                 reverse=True,
             )
             output = np.diagonal(grams, axis1=1, axis2=2)
-        phi, theta = self._local_values(direction, blocks)
-        return self._assemble(phi, theta, output)
+        return self._values(direction, blocks, output)
 
 
 def _exact_gradient_from_fields(
@@ -1087,10 +1232,15 @@ def interference_input(x: np.ndarray, adjoint_out: np.ndarray) -> np.ndarray:
     """Return the input x − i·conj(x_adj) of the interference pass, ``(batch, N)``.
 
     Written out as (Re x − Im x_adj) + i·(Im x − Re x_adj), which needs no temporary
-    arrays.
+    arrays; two arrays of equal shape ``(batch, N)`` take one compiled pass.
     """
     x = np.asarray(x)
     adjoint_out = np.asarray(adjoint_out)
+    if x.ndim == 2 and x.shape == adjoint_out.shape:
+        return interference_fields(
+            np.ascontiguousarray(x, dtype=np.complex128),
+            np.ascontiguousarray(adjoint_out, dtype=np.complex128),
+        )
     out = np.empty(np.broadcast_shapes(x.shape, adjoint_out.shape), np.complex128)
     np.subtract(x.real, adjoint_out.imag, out=out.real)
     np.subtract(x.imag, adjoint_out.real, out=out.imag)

@@ -18,6 +18,7 @@ from photonic.insitu import InSituStep
 from photonic.losses import ComplexMSE
 from photonic.mesh import TOPOLOGIES, MeshLayout, RealisedMesh
 from photonic.network import IdentityActivation, PhotonicNetwork
+from photonic import sweep as sweep_module
 from photonic.reference import exact_gradient
 from photonic.sweep import (
     MeshSweep,
@@ -27,6 +28,7 @@ from photonic.sweep import (
     batch_powers,
     compose_matrix,
     exact_batch_gradient,
+    interference_input,
     measured_batch_gradient,
     propagate,
     propagate_backward,
@@ -190,20 +192,69 @@ def test_exact_gradient_falls_back_when_amplitude_zero(
     assert np.array_equal(gradient, recorded_gradient(blocked, x, delta))
 
 
-def test_exact_gradient_falls_back_on_large_residual(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def weak_device() -> RealisedMesh:
+    """A lossy 8-mode mesh whose every other MZI passes 1e-7 of the lower arm's field."""
     device = lossy_device(8, "rectangular")
     arms = device.arm_amplitude.copy()
     arms[1, ::2] = 1e-7
-    weak = replace(device, arm_amplitude=arms)
+    return replace(device, arm_amplitude=arms)
+
+
+def test_exact_gradient_falls_back_on_ill_conditioned_cells(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    weak = weak_device()
     rng = np.random.default_rng(5)
     x, delta = fields(rng, 5, 8), fields(rng, 5, 8)
     assert MeshSweep(weak).invertible
     with caplog.at_level(logging.DEBUG, logger="photonic.sweep"):
         gradient = exact_batch_gradient(weak, x, delta)
+    assert "condition product" in caplog.text
+    assert np.array_equal(gradient, recorded_gradient(weak, x, delta))
+
+
+def test_exact_gradient_keeps_well_conditioned_cells(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    device = lossy_device(8, "rectangular")
+    rng = np.random.default_rng(5)
+    x, delta = fields(rng, 5, 8), fields(rng, 5, 8)
+    with caplog.at_level(logging.DEBUG, logger="photonic.sweep"):
+        exact_batch_gradient(device, x, delta)
+    assert "recorded fields" not in caplog.text
+
+
+def test_large_mesh_sweep_falls_back_on_large_residual(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without kept partial products the sweep S ← B S B⁻¹ multiplies by every cell's
+    # inverse; with the conditioning limit lifted, its residual must catch the growth.
+    monkeypatch.setattr(sweep_module, "PARTIALS_BUDGET_BYTES", 0)
+    monkeypatch.setattr(
+        sweep_module, "EXACT_CONDITION_LIMIT", {np.dtype(np.complex128): np.inf}
+    )
+    weak = weak_device()
+    rng = np.random.default_rng(5)
+    x, delta = fields(rng, 5, 8), fields(rng, 5, 8)
+    with caplog.at_level(logging.DEBUG, logger="photonic.sweep"):
+        gradient = exact_batch_gradient(weak, x, delta)
     assert "residual" in caplog.text
     assert np.array_equal(gradient, recorded_gradient(weak, x, delta))
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+@pytest.mark.parametrize("n", [5, 16])
+def test_exact_gradient_same_with_and_without_kept_partials(
+    topology: str, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = lossy_device(n, topology, seed=n + 1)
+    rng = np.random.default_rng(n)
+    x, delta = fields(rng, 9, n), fields(rng, 9, n)
+    kept = exact_batch_gradient(device, x, delta)
+    monkeypatch.setattr(sweep_module, "PARTIALS_BUDGET_BYTES", 0)
+    swept = exact_batch_gradient(device.with_phases(device.phases), x, delta)
+    assert relative_error(kept, swept) < 1e-12
+    assert relative_error(swept, recorded_gradient(device, x, delta)) < 1e-10
 
 
 def test_exact_gradient_complex64_close_to_complex128() -> None:
@@ -545,6 +596,16 @@ def test_combined_powers_reject_nan_fields() -> None:
     fields[0, 0] = np.nan
     with pytest.raises(ValueError, match="fields contains NaN or infinity"):
         MeshSweep(device).combined_powers([(fields, np.ones(40), None)], "forward")
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (5,)], ids=["batch", "single"])
+def test_interference_input_is_x_minus_i_conj_adjoint(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    adjoint_out = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    launched = interference_input(x, adjoint_out)
+    assert launched.shape == shape
+    np.testing.assert_allclose(launched, x - 1j * np.conj(adjoint_out), rtol=0, atol=0)
 
 
 def test_rejects_batches_of_different_sizes() -> None:
