@@ -206,8 +206,8 @@ def timing_rows(sizes: Sizes) -> list[tuple[str, Callable, Callable, str, str]]:
     def sweep_measured() -> object:
         # One layer of the three-pass protocol with Pai monitors, the passes' devices
         # from the chip as InSituStep gets them, monitor readings drawn as batch sums.
-        # The chip hands out one device while its phases stay put; a copy of it stands
-        # for the new device that the first pass after a phase update meets.
+        # The chip hands out one device while its phases stay put. A copy of it plays
+        # the new device that the first pass after a phase update meets.
         forward = fresh(noisy_chip.pass_device("forward"))
         y = propagate(forward, x)
         delta = np.conj(y - targets) / batch

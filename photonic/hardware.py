@@ -600,8 +600,8 @@ class Chip:
         self.heater_gain = 1 + static.heater_gain_std * rng.standard_normal(
             layout.n_phases
         )
-        # The devices of the chip share these arrays, and sweeps cache values computed
-        # from them by identity, so they must not change in place.
+        # The devices of the chip share these arrays and keep values computed from
+        # them (cells, transfer matrix), so they must not change in place.
         for array in (self.coupler_angles, self.arm_amplitude, self.column_amplitude):
             if array is not None:
                 array.setflags(write=False)

@@ -244,9 +244,13 @@ def site_elements(
 
     Returns:
         The blocks ``(2, 2, b², n_cells)``, and the largest over the cells of the
-        product of the condition numbers σ_max/σ_min of the cell's site blocks (inf if
-        a block is singular). Carrying a matrix X ← E·X·E⁻¹ through a cell's sites
-        multiplies its relative rounding error by at most that product.
+        product of the condition numbers of the cell's site blocks as they act on all
+        2b modes (inf if a block is singular). A site block E embedded in the identity
+        has the singular values σ_max and σ_min of E and 1, so its condition number is
+        max(σ_max, 1)/min(σ_min, 1). For a passive block that is 1/σ_min, because equal
+        loss in both arms still scales the site's rows against the rest. Carrying a matrix
+        X ← E·X·E⁻¹ through a cell's sites multiplies its relative rounding error by at
+        most that product.
     """
     sites, n_cells = site_mzi.shape
     elements = np.zeros((2, 2, sites, n_cells), dtype=np.complex128)
@@ -284,15 +288,16 @@ def site_elements(
                 product = np.inf
                 break
             spread = np.sqrt(max(frobenius * frobenius - 4.0 * determinant**2, 0.0))
-            largest = (frobenius + spread) / 2.0
-            product *= largest / determinant
+            largest = np.sqrt((frobenius + spread) / 2.0)
+            smallest = determinant / largest
+            product *= max(largest, 1.0) / min(smallest, 1.0)
         worst = max(worst, product)
     return elements, worst
 
 
 # numpy's broadcast product of a complex batch with complex per-row factors ran at about
 # half the speed of this loop for (1024, 64) complex128 arrays on the 2-core benchmark
-# machine (73 µs against 37 µs), and it runs once per Gram matrix of a measured gradient.
+# machine (73 µs against 37 µs). It runs once per Gram matrix of a measured gradient.
 @numba.njit(cache=True)
 def scale_rows(fields: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Return ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]``."""

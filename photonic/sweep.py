@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import weakref
 from dataclasses import dataclass, field
 
@@ -82,12 +83,16 @@ at N = 64 and 71 MB at N = 256 with 4-column cells, so large meshes do without.
 """
 
 EXACT_CONDITION_LIMIT = {np.dtype(np.complex128): 1e6, np.dtype(np.complex64): 1e2}
-"""Largest accepted product of the condition numbers of the 2×2 blocks of one cell.
+"""Largest accepted product of the condition numbers of the site blocks of one cell.
 
 The values inside a cell come from carrying its diagonal block through the cell's
-columns as X ← E·X·E⁻¹, which multiplies the relative rounding error by at most that
-product. Above the limit the exact gradient is computed from recorded fields, so the
-error stays below about 1e-10 (complex128) and 1e-5 (complex64).
+columns as X ← E·X·E⁻¹. That multiplies the relative rounding error by at most the
+product of the condition numbers of the site blocks E embedded in the cell's 2b modes,
+1/σ_min(E) each for passive blocks (``photonic.kernels.site_elements``). Above the limit
+the exact gradient is computed from recorded fields, so the error stays below about
+1e-10 (complex128) and 1e-5 (complex64). With 4-column cells of 16 MZIs, a loss of
+0.2 dB per MZI gives a product of about 1.4 and 3 dB about 250, so complex64 falls back
+from about 2.5 dB per MZI on and complex128 from about 7.5 dB.
 """
 
 EXACT_RESIDUAL_TOLERANCE = {np.dtype(np.complex128): 1e-9, np.dtype(np.complex64): 1e-4}
@@ -180,17 +185,29 @@ def _gram(
 
     Raises:
         ValueError: if ``fields`` (called ``name`` in the message) contains NaN or
-            infinity. A non-finite entry makes the Gram matrix non-finite (0·inf is
-            NaN), so the fields are checked entry by entry only then.
+            infinity, or if the sum overflows ``dtype``. A non-finite entry makes the
+            Gram matrix non-finite (0·inf is NaN), so the fields are checked entry by
+            entry only then.
     """
+    original = fields
     fields = np.ascontiguousarray(fields, dtype=dtype)
     # A non-finite entry is reported below; compiled code raises no floating-point
     # warnings for it.
     weighted = scale_rows(fields, weights.astype(dtype))
     gram = _batch_product(weighted, fields, dtype, conjugate=True)
     if not np.all(np.isfinite(gram)):
-        _check_fields(fields, fields.shape[1], name)
+        _check_fields(original, fields.shape[1], name)
+        _raise_overflow(name, dtype, float(np.max(np.abs(original))))
     return gram
+
+
+def _raise_overflow(name: str, dtype: np.dtype, largest: float) -> None:
+    """Raise the error for finite fields whose batch sums overflow ``dtype``."""
+    advice = "use complex128 or " if dtype == np.dtype(np.complex64) else ""
+    raise ValueError(
+        f"the batch sums of {name} overflow {dtype} (largest |field| {largest:.3g}); "
+        f"{advice}scale the fields down"
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -227,23 +244,31 @@ def _return_buffer(buffer: np.ndarray) -> None:
         free.append(buffer)
 
 
-# Cosines and sines of coupler angles, by the identity of a read-only angle array. The
-# devices of one chip share its array, so a new device after a phase update reuses them;
-# at N = 64 they took about 30 µs of each new device.
+# Cosines and sines of coupler angles. The devices of one chip share its angle array, so
+# a new device after a phase update finds them here; at N = 64 they took about 30 µs of
+# every new device. An entry keeps a copy of the angles and is used only while they are
+# equal to it, so an array changed in place, or a new array at a reused address, gets
+# fresh values. The lock keeps lookups and evictions from other threads apart.
 _COUPLER_TERMS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-_COUPLER_TERMS_KEPT = 16
+_COUPLER_TERMS_KEPT = 64
+_COUPLER_TERMS_LOCK = threading.Lock()
 
 
 def _coupler_terms(angles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return cos and sin of the coupler angles, cached when the array is read-only."""
-    entry = _COUPLER_TERMS.get(id(angles))
-    if entry is not None and entry[0] is angles:
-        return entry[1], entry[2]
+    """Return cos and sin of the coupler angles, reusing them for equal angles."""
+    key = id(angles)
+    with _COUPLER_TERMS_LOCK:
+        entry = _COUPLER_TERMS.pop(key, None)
+        if entry is not None and np.array_equal(entry[0], angles):
+            _COUPLER_TERMS[key] = entry
+            return entry[1], entry[2]
     cosines, sines = np.cos(angles), np.sin(angles)
-    if not angles.flags.writeable and angles.base is None:
-        if len(_COUPLER_TERMS) >= _COUPLER_TERMS_KEPT:
+    cosines.setflags(write=False)
+    sines.setflags(write=False)
+    with _COUPLER_TERMS_LOCK:
+        while len(_COUPLER_TERMS) >= _COUPLER_TERMS_KEPT:
             _COUPLER_TERMS.pop(next(iter(_COUPLER_TERMS)))
-        _COUPLER_TERMS[id(angles)] = (angles, cosines, sines)
+        _COUPLER_TERMS[key] = (np.array(angles), cosines, sines)
     return cosines, sines
 
 
@@ -454,6 +479,8 @@ class MeshSweep:
     Building the cells costs O(N²·b) and is done once per instance, so reuse the object
     for several sums over the same device. ``RealisedMesh.sweep`` keeps one per device.
     The device is frozen, so the cells stay valid unless someone writes into its arrays.
+    Once U is composed, the instance also keeps the partial products F_p if they fit in
+    ``PARTIALS_BUDGET_BYTES`` (1.5 MB at N = 64).
 
     Args:
         device: the realised mesh.
@@ -792,7 +819,7 @@ class MeshSweep:
         matrix through the layers: X ← E X E⁻¹ ("exact"), X ← E X Eᴴ ("forward") or,
         backwards, X ← Eᵀ X Ē ("adjoint"). A value is a quadratic form Σ c_i d_j X_ij in
         the 2×2 block on the site's pair of modes just before ("exact", "forward") or
-        after ("adjoint") the site's column. ``output`` ``(stack, N)`` holds the values
+        after ("adjoint") the site's column. ``output`` ``(stack, N)`` contains the values
         at the output phases.
         """
         geometry = self._geometry
@@ -865,6 +892,11 @@ class MeshSweep:
         if not np.all(np.isfinite(outer)):
             _check_fields(x, self.n_modes, "x")
             _check_fields(delta, self.n_modes, "delta")
+            _raise_overflow(
+                "x and delta",
+                self.dtype,
+                float(max(np.max(np.abs(x)), np.max(np.abs(delta)))),
+            )
         if not self._worst_condition <= EXACT_CONDITION_LIMIT[self.dtype]:
             logger.debug(
                 "a cell's blocks have a condition product of %.1e, above %.0e; "
@@ -1127,8 +1159,8 @@ def batch_powers(
     return sweep_for(device, dtype).batch_powers(fields, direction, weights)
 
 
-# A monitor configuration is frozen and hashable, and every measured gradient asks for
-# the variance of its three monitors, so the three noise evaluations are kept.
+# A monitor configuration is frozen and hashable. Every measured gradient needs the
+# variance of its three monitors, so the noise evaluations are cached per configuration.
 @functools.lru_cache(maxsize=64)
 def reading_variance(monitor: DetectorConfig) -> tuple[float, float] | None:
     """Return the coefficients (c0, c1) of the variance c0 + c1·P of one reading.

@@ -7,6 +7,8 @@ backward record sample by sample, which share no code with the sweep.
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -228,7 +230,7 @@ def test_large_mesh_sweep_falls_back_on_large_residual(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without kept partial products the sweep S ← B S B⁻¹ multiplies by every cell's
-    # inverse; with the conditioning limit lifted, its residual must catch the growth.
+    # inverse. With the conditioning limit lifted, its residual must catch the growth.
     monkeypatch.setattr(sweep_module, "PARTIALS_BUDGET_BYTES", 0)
     monkeypatch.setattr(
         sweep_module, "EXACT_CONDITION_LIMIT", {np.dtype(np.complex128): np.inf}
@@ -250,11 +252,111 @@ def test_exact_gradient_same_with_and_without_kept_partials(
     device = lossy_device(n, topology, seed=n + 1)
     rng = np.random.default_rng(n)
     x, delta = fields(rng, 9, n), fields(rng, 9, n)
-    kept = exact_batch_gradient(device, x, delta)
+    with_partials = exact_batch_gradient(device, x, delta)
     monkeypatch.setattr(sweep_module, "PARTIALS_BUDGET_BYTES", 0)
     swept = exact_batch_gradient(device.with_phases(device.phases), x, delta)
-    assert relative_error(kept, swept) < 1e-12
+    assert relative_error(with_partials, swept) < 1e-12
     assert relative_error(swept, recorded_gradient(device, x, delta)) < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("mzi_loss_db", "cell_columns"), [(20.0, 12), (30.0, 8), (30.0, 4)]
+)
+def test_exact_gradient_of_uniformly_lossy_mzis(
+    mzi_loss_db: float, cell_columns: int
+) -> None:
+    # Equal loss in both arms gives a 2×2 block a condition number of 1, but inside a
+    # cell X ← E·X·E⁻¹ scales the site's rows against the other modes. Each entry must
+    # still be right to rounding, or the sum must come from recorded fields.
+    hardware = HardwareConfig(
+        static=StaticErrors(
+            coupler_error_std=0.05, mzi_loss_db=mzi_loss_db, phase_offset_std=0.1
+        )
+    )
+    device = Chip(MeshLayout.create(32, "rectangular"), hardware, seed=3).device()
+    rng = np.random.default_rng(12)
+    x, delta = fields(rng, 4, 32), fields(rng, 4, 32)
+    reference = recorded_gradient(device, x, delta)
+    _, forward = device.forward(x, record=True)
+    _, adjoint = device.backward(delta, record=True)
+    scale = np.sum(np.abs(forward.stacked() * adjoint.stacked()), axis=0)
+    gradient = MeshSweep(device, cell_columns=cell_columns).exact_gradient(x, delta)
+    assert relative_error(gradient, reference) < 1e-10
+    assert np.max(np.abs(gradient - reference) / scale) < 1e-10
+
+
+def coupler_case() -> tuple[MeshLayout, np.ndarray, np.ndarray]:
+    layout = MeshLayout.create(6, "rectangular")
+    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, layout.n_phases)
+    return layout, phases, np.ones((2, layout.n_mzis))
+
+
+def composed_matches_columns(device: RealisedMesh) -> bool:
+    swept = MeshSweep(device).matrix()
+    return bool(np.allclose(swept, device.matrix(), rtol=0, atol=1e-12))
+
+
+def test_coupler_terms_follow_angles_changed_in_place() -> None:
+    layout, phases, arms = coupler_case()
+    angles = np.full((2, layout.n_mzis), np.pi / 4)
+    alias = angles[:]
+    angles.setflags(write=False)
+    assert composed_matches_columns(RealisedMesh(layout, phases, angles, arms))
+    alias += 0.2
+    assert composed_matches_columns(RealisedMesh(layout, phases, angles, arms))
+
+
+def test_coupler_terms_safe_across_threads() -> None:
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    errors: list[BaseException] = []
+
+    def look_up_many(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(3000):
+                angles = np.full((2, 1), np.pi / 4 + rng.normal(0, 0.01))
+                cosines, _ = sweep_module._coupler_terms(angles)
+                assert np.array_equal(cosines, np.cos(angles))
+        except Exception as error:  # noqa: BLE001 - any error fails the test below
+            errors.append(error)
+
+    threads = [threading.Thread(target=look_up_many, args=(s,)) for s in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert errors == []
+
+
+def test_complex64_overflow_named_as_overflow() -> None:
+    device = lossy_device(8, "rectangular")
+    launched = np.full((4, 8), 1e30, dtype=complex)
+    with pytest.raises(ValueError, match="overflow complex64.*use complex128"):
+        batch_powers(device, launched, "forward", dtype=np.complex64)
+
+
+def test_kept_partials_not_shared_between_live_devices() -> None:
+    # A sweep that is gone hands its buffer of partial products to the next device. A
+    # live device must keep its own, whatever is built or dropped after it.
+    base = lossy_device(12, "rectangular")
+    rng = np.random.default_rng(9)
+    x, delta = fields(rng, 6, 12), fields(rng, 6, 12)
+    kept = base.with_phases(base.phases + 0.2)
+    expected = recorded_gradient(kept, x, delta)
+    assert relative_error(exact_batch_gradient(kept, x, delta), expected) < 1e-10
+    for shift in np.linspace(0.3, 1.5, 5):
+        other = base.with_phases(base.phases + shift)
+        other_gradient = exact_batch_gradient(other, x, delta)
+        reference = recorded_gradient(other, x, delta)
+        assert relative_error(other_gradient, reference) < 1e-10
+        del other
+    again = exact_batch_gradient(kept.with_phases(kept.phases), x, delta)
+    assert relative_error(exact_batch_gradient(kept, x, delta), expected) < 1e-10
+    assert relative_error(again, expected) < 1e-10
 
 
 def test_exact_gradient_complex64_close_to_complex128() -> None:
@@ -599,7 +701,7 @@ def test_combined_powers_reject_nan_fields() -> None:
 
 
 @pytest.mark.parametrize("shape", [(6, 5), (5,)], ids=["batch", "single"])
-def test_interference_input_is_x_minus_i_conj_adjoint(shape: tuple[int, ...]) -> None:
+def test_interference_input_formula(shape: tuple[int, ...]) -> None:
     rng = np.random.default_rng(8)
     x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     adjoint_out = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
