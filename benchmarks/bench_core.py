@@ -36,6 +36,7 @@ from photonic.insitu import measure_gradient
 from photonic.losses import ComplexMSE
 from photonic.mesh import MeshLayout, RealisedMesh
 from photonic.network import IdentityActivation, PhotonicNetwork
+from photonic.kernels import scale_rows
 from photonic.reference import exact_gradient
 from photonic.sweep import (
     MeshSweep,
@@ -212,7 +213,7 @@ def timing_rows(sizes: Sizes) -> list[tuple[str, Callable, Callable, str, str]]:
         y = propagate(forward, x)
         delta = np.conj(y - targets) / batch
         gain, weight = adjoint_gain(x, delta)
-        source = delta * gain[:, None]
+        source = scale_rows(delta, gain)
         adjoint = noisy_chip.pass_device("adjoint")
         if same_device(adjoint, forward):
             adjoint = forward

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photonic.kernels import scale_rows
 from photonic.mesh import RealisedMesh
 from photonic.network import PhotonicNetwork
 from photonic.sweep import (
@@ -175,7 +176,8 @@ class InSituStep:
         # source, so the measured gradient is scaled back by the same factor.
         gain, scale = adjoint_gain(x, delta, getattr(chip, "output_scale", 1.0))
 
-        launched = chip.launch(delta * gain[:, None], "adjoint")
+        source = scale_rows(np.ascontiguousarray(delta, dtype=np.complex128), gain)
+        launched = chip.launch(source, "adjoint")
         device = chip.pass_device("adjoint", time_s)
         self.passes += 1
         forward = self._passes[layer].get("forward")

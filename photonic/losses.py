@@ -115,8 +115,12 @@ class ComplexMSE:
         _check_batch(y, len(targets))
         if targets.shape != y.shape:
             raise ValueError(f"targets have shape {targets.shape}; outputs {y.shape}")
-        residual = y - targets
         batch = y.shape[0]
-        return float(0.5 * np.sum(np.abs(residual) ** 2) / batch), np.conj(
-            residual
-        ) / batch
+        # One new array, reused for the adjoint: at batch 1024 and 64 modes each pass
+        # over a batch array costs about 0.1 ms, more than the arithmetic.
+        residual = np.subtract(y, targets, dtype=np.result_type(y, targets, 1.0))
+        flat = residual.reshape(-1)
+        value = 0.5 * float(np.vdot(flat, flat).real) / batch
+        np.conjugate(residual, out=residual)
+        residual /= batch
+        return value, residual
