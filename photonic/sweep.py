@@ -78,8 +78,8 @@ PARTIALS_BUDGET_BYTES = 16 * 2**20
 """Largest memory in bytes for the partial products F_p that a sweep keeps per device.
 
 With them the exact gradient needs no inverse cells and about a quarter less time at
-N = 64 (benchmarks/RESULTS.md). They take (layers + 1)·padded·N complex numbers: 1.5 MB
-at N = 64 and 71 MB at N = 256 with 4-column cells, so large meshes do without.
+N = 64 (benchmarks/RESULTS.md). They take (layers + 1)·padded·N complex numbers: 1.4 MB
+at N = 64 and 72 MB at N = 256 with 4-column cells, so large meshes do without.
 """
 
 EXACT_CONDITION_LIMIT = {np.dtype(np.complex128): 1e6, np.dtype(np.complex64): 1e2}
@@ -480,7 +480,7 @@ class MeshSweep:
     for several sums over the same device. ``RealisedMesh.sweep`` keeps one per device.
     The device is frozen, so the cells stay valid unless someone writes into its arrays.
     Once U is composed, the instance also keeps the partial products F_p if they fit in
-    ``PARTIALS_BUDGET_BYTES`` (1.5 MB at N = 64).
+    ``PARTIALS_BUDGET_BYTES`` (1.4 MB at N = 64).
 
     Args:
         device: the realised mesh.
