@@ -9,6 +9,8 @@ on first use and caches the machine code beside this file, so later processes lo
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -172,8 +174,7 @@ def site_values(
 
 @numba.njit(cache=True)
 def mzi_blocks(
-    phase_cos: np.ndarray,
-    phase_sin: np.ndarray,
+    internal_phases: np.ndarray,
     cosines: np.ndarray,
     sines: np.ndarray,
     arm_amplitude: np.ndarray,
@@ -184,11 +185,11 @@ def mzi_blocks(
 
     The block is diag(w)·coupler(c2, s2)·diag(α, β)·coupler(c1, s1)·diag(e^{iφ}, 1), with
     α = a_top·e^{iθ}, β = a_bottom and coupler(c, s) = [[c, i·s], [i·s, c]]. The inputs
-    are the cosines and sines of the phases (θ, φ) ``(2m,)``, the cosines and sines of
-    the two coupler angles ``(2, m)``, the arm amplitudes ``(2, m)`` and the waveguide
-    amplitudes w = (``column_top``, ``column_bottom``) of the MZI's column. numpy
-    computes the cosines and sines, because its vectorised versions are several times
-    faster than a call per value here.
+    are the phases (θ, φ) ``(2m,)`` in rad, the cosines and sines of the two coupler
+    angles ``(2, m)``, the arm amplitudes ``(2, m)`` and the waveguide amplitudes w =
+    (``column_top``, ``column_bottom``) of the MZI's column. The phasors come from
+    math.cos and math.sin, the same libm calls as numpy's float64 cos and sin, which
+    took twice as long for 4032 phases (74 µs against 36 µs).
 
     Returns:
         The blocks ``(2, 2, m)``; k = (c1·e^{iφ}, i·s1), the first row of
@@ -206,8 +207,10 @@ def mzi_blocks(
         s1, s2 = sines[0, index], sines[1, index]
         top = arm_amplitude[0, index]
         beta = arm_amplitude[1, index]
-        alpha = top * complex(phase_cos[index], phase_sin[index])
-        rotation = complex(phase_cos[m + index], phase_sin[m + index])
+        theta = internal_phases[index]
+        phi = internal_phases[m + index]
+        alpha = top * complex(math.cos(theta), math.sin(theta))
+        rotation = complex(math.cos(phi), math.sin(phi))
         w_top = column_top[index]
         w_bottom = column_bottom[index]
         blocks[0, 0, index] = w_top * rotation * (alpha * (c1 * c2) - beta * (s1 * s2))
@@ -253,7 +256,28 @@ def site_elements(
         most that product.
     """
     sites, n_cells = site_mzi.shape
+    # Squared condition number of every MZI's block: σ_max·σ_min = |det| and
+    # σ_max² + σ_min² = ‖E‖_F², so both follow without a decomposition.
+    n_mzis = blocks.shape[2]
+    squared = np.empty(n_mzis)
+    for mzi in range(n_mzis):
+        e00 = blocks[0, 0, mzi]
+        e01 = blocks[0, 1, mzi]
+        e10 = blocks[1, 0, mzi]
+        e11 = blocks[1, 1, mzi]
+        determinant = e00 * e11 - e01 * e10
+        det2 = determinant.real**2 + determinant.imag**2
+        frobenius = (
+            e00.real**2 + e00.imag**2 + e01.real**2 + e01.imag**2
+        ) + (e10.real**2 + e10.imag**2 + e11.real**2 + e11.imag**2)
+        if det2 == 0.0:
+            squared[mzi] = np.inf
+            continue
+        largest = 0.5 * (frobenius + np.sqrt(max(frobenius**2 - 4.0 * det2, 0.0)))
+        squared[mzi] = max(largest, 1.0) / min(det2 / largest, 1.0)
+
     elements = np.zeros((2, 2, sites, n_cells), dtype=np.complex128)
+    products = np.ones(n_cells)
     for site in range(sites):
         for cell in range(n_cells):
             mzi = site_mzi[site, cell]
@@ -265,33 +289,16 @@ def site_elements(
                 elements[0, 1, site, cell] = blocks[0, 1, mzi]
                 elements[1, 0, site, cell] = blocks[1, 0, mzi]
                 elements[1, 1, site, cell] = blocks[1, 1, mzi]
+                products[cell] *= squared[mzi]
     for local in range(2):
         for entry in range(idle_count[local]):
             flat = idle_sites[local, entry]
             site, cell = flat // n_cells, flat % n_cells
-            elements[local, local, site, cell] = column_amplitude[idle_loss[local, entry]]
-    worst = 1.0
-    for cell in range(n_cells):
-        product = 1.0
-        for site in range(sites):
-            e00 = elements[0, 0, site, cell]
-            e01 = elements[0, 1, site, cell]
-            e10 = elements[1, 0, site, cell]
-            e11 = elements[1, 1, site, cell]
-            # σ_max·σ_min = |det| and σ_max² + σ_min² = ‖E‖_F², so σ_max/σ_min follows
-            # from the two without a decomposition.
-            determinant = abs(e00 * e11 - e01 * e10)
-            frobenius = (
-                abs(e00) ** 2 + abs(e01) ** 2 + abs(e10) ** 2 + abs(e11) ** 2
-            )
-            if determinant == 0.0:
-                product = np.inf
-                break
-            spread = np.sqrt(max(frobenius * frobenius - 4.0 * determinant**2, 0.0))
-            largest = np.sqrt((frobenius + spread) / 2.0)
-            smallest = determinant / largest
-            product *= max(largest, 1.0) / min(smallest, 1.0)
-        worst = max(worst, product)
+            amplitude = column_amplitude[idle_loss[local, entry]]
+            elements[local, local, site, cell] = amplitude
+            # A diagonal block diag(w, 1) or diag(1, w) with w <= 1.
+            products[cell] *= np.inf if amplitude == 0.0 else 1.0 / min(amplitude, 1.0) ** 2
+    worst = np.sqrt(np.max(products)) if n_cells else 1.0
     return elements, worst
 
 

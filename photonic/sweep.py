@@ -546,12 +546,9 @@ class MeshSweep:
             tops, columns = layout.mzi_top_modes, layout.mzi_columns
             w_top = device.column_amplitude[columns, tops]
             w_bottom = device.column_amplitude[columns, tops + 1]
-        # θ and φ are adjacent in the phase vector: one call each for their cos and sin.
-        internal = device.phases[: 2 * m]
         coupler_cos, coupler_sin = _coupler_terms(device.coupler_angles)
         blocks, k, top_power, adjoint_theta = mzi_blocks(
-            np.cos(internal),
-            np.sin(internal),
+            np.ascontiguousarray(device.phases[: 2 * m], dtype=float),
             coupler_cos,
             coupler_sin,
             np.ascontiguousarray(device.arm_amplitude, dtype=float),
