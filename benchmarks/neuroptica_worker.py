@@ -150,7 +150,11 @@ def gradient_step(
 
 
 def best_time(function: Callable[[], object], calls: int) -> float:
-    """Return the shortest wall time in s of ``calls`` calls of ``function``."""
+    """Return the shortest wall time in s of ``calls`` calls of ``function``.
+
+    One untimed call comes first, so compiling or loading code is not timed.
+    """
+    function()
     times = []
     for _ in range(calls):
         start = time.perf_counter()

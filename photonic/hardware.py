@@ -480,6 +480,20 @@ def hardware_preset(name: str) -> HardwareConfig:
         ) from None
 
 
+def _check_time(time_s: object) -> None:
+    """Raise ValueError unless ``time_s`` is None or a finite number of seconds."""
+    if time_s is None:
+        return
+    if (
+        isinstance(time_s, bool)
+        or not isinstance(time_s, (int, float, np.integer, np.floating))
+        or not math.isfinite(time_s)
+    ):
+        raise ValueError(
+            f"time_s {time_s!r} is invalid; it must be a finite number of seconds or None"
+        )
+
+
 def _perturb(
     vectors: np.ndarray, amplitude: float, phase: float, rng: np.random.Generator
 ) -> np.ndarray:
@@ -660,6 +674,7 @@ class Chip:
         moving from their previous applied phases. Without a time, the new phases apply at
         once, as setting ``phases`` does.
         """
+        _check_time(time_s)
         previous = self._applied
         self.phases = phases
         if (
@@ -725,6 +740,7 @@ class Chip:
                 where it is and takes the shifters as settled.
         """
         errors = self.hardware.pass_errors(pass_name)
+        _check_time(time_s)
         if time_s is not None:
             self.drift.advance(time_s)
         phases = self.applied_phases() - self.settling_residual(time_s)

@@ -236,6 +236,14 @@ class RealisedMesh:
     def __post_init__(self) -> None:
         m = self.layout.n_mzis
         self.layout.split_phases(self.phases)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.isfinite(np.sum(self.phases)))
+        if not finite and not np.all(np.isfinite(self.phases)):
+            bad = int(np.count_nonzero(~np.isfinite(self.phases)))
+            raise ValueError(
+                f"phases contain NaN or infinity ({bad} of {np.size(self.phases)}); "
+                "every applied phase must be finite"
+            )
         check_passive_components(
             m,
             (self.layout.depth, self.layout.n_modes),

@@ -91,8 +91,8 @@ product of the condition numbers of the site blocks E embedded in the cell's 2b 
 1/σ_min(E) each for passive blocks (``photonic.kernels.site_elements``). Above the limit
 the exact gradient is computed from recorded fields, so the error stays below about
 1e-10 (complex128) and 1e-5 (complex64). With 4-column cells of 16 MZIs, a loss of
-0.2 dB per MZI gives a product of about 1.4 and 3 dB about 250, so complex64 falls back
-from about 2.5 dB per MZI on and complex128 from about 7.5 dB.
+0.2 dB per MZI gives a product of about 1.4, and 3 dB gives about 250. complex64 falls
+back from about 2.5 dB per MZI on, and complex128 from about 7.5 dB.
 """
 
 EXACT_RESIDUAL_TOLERANCE = {np.dtype(np.complex128): 1e-9, np.dtype(np.complex64): 1e-4}
@@ -119,7 +119,13 @@ def sweep_pays_off(n_modes: int, batch: int) -> bool:
 
 
 def _check_dtype(dtype: object) -> np.dtype:
-    resolved = np.dtype(dtype)
+    message = f"sweep dtype {dtype!r} is unsupported; use complex128 or complex64"
+    if dtype is None:
+        raise ValueError(message)
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise ValueError(message) from error
     if resolved not in [np.dtype(t) for t in SWEEP_DTYPES]:
         raise ValueError(
             f"sweep dtype {resolved} is unsupported; use complex128 or complex64"
@@ -145,16 +151,27 @@ def _check_fields(
         )
     # A finite sum proves every entry finite. Only a non-finite sum needs the full check,
     # which separates an overflowing sum from a NaN or infinite entry.
-    if finite and not np.isfinite(np.sum(fields)) and not np.all(np.isfinite(fields)):
+    if finite and not _finite_sum(fields) and not np.all(np.isfinite(fields)):
         raise ValueError(f"{name} contains NaN or infinity; every entry must be finite")
     return fields
+
+
+def _finite_sum(array: np.ndarray) -> bool:
+    """Return whether the sum of ``array`` is finite; an overflowing sum warns nothing."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(array)))
 
 
 def _check_weights(weights: np.ndarray | None, batch: int) -> np.ndarray:
     """Return per-sample weights as a float array ``(batch,)``, all ones for None."""
     if weights is None:
         return np.ones(batch)
-    weights = np.asarray(weights, dtype=float)
+    weights = np.asarray(weights)
+    if np.iscomplexobj(weights):
+        raise ValueError(
+            "weights are complex; per-sample weights must be real numbers"
+        )
+    weights = weights.astype(float)
     if weights.shape != (batch,):
         raise ValueError(
             f"weights have shape {weights.shape}; expected ({batch},), one per sample"
@@ -199,6 +216,19 @@ def _gram(
         _check_fields(original, fields.shape[1], name)
         _raise_overflow(name, dtype, float(np.max(np.abs(original))))
     return gram
+
+
+def _check_sums(
+    sums: np.ndarray, name: str, dtype: np.dtype, *fields: np.ndarray
+) -> None:
+    """Raise the overflow error if batch sums of finite fields came out non-finite.
+
+    The Gram matrix can stay finite while the products of the sweep overflow, for
+    fields within a few orders of magnitude of the largest float.
+    """
+    if not _finite_sum(sums):
+        largest = max(float(np.max(np.abs(f))) if np.size(f) else 0.0 for f in fields)
+        _raise_overflow(name, dtype, largest)
 
 
 def _raise_overflow(name: str, dtype: np.dtype, largest: float) -> None:
@@ -510,6 +540,13 @@ class MeshSweep:
                 f"cell_columns {cell_columns!r} is invalid; it must be an integer >= 1"
             )
         self.dtype = _check_dtype(dtype)
+        # Cells wider than the mesh only add identity blocks and cost O(b³) each.
+        limit = max(device.layout.depth, DEFAULT_CELL_COLUMNS)
+        if cell_columns > limit:
+            raise ValueError(
+                f"cell_columns {cell_columns!r} is invalid; it must be an integer from 1 "
+                f"to {limit} for a mesh of {device.layout.depth} columns"
+            )
         self.layout = device.layout
         self.n_modes = device.layout.n_modes
         self._columns_per_cell = int(cell_columns)
@@ -769,7 +806,7 @@ class MeshSweep:
         """Return every cell's block of F_p·M·G_p at its start and the output values.
 
         Z = M·G_p ``(N, padded)`` starts from M·P_ψ at the outputs and moves back
-        through the layers as Z ← Z·B; the block of a cell is F_p[rows]·Z_p[:, rows],
+        through the layers as Z ← Z·B. The block of a cell is F_p[rows]·Z_p[:, rows],
         with F_p from ``partials``. Returns the blocks ``(1, n_cells, 2b, 2b)`` and the
         diagonal of F_D·M·P_ψ ``(1, N)``, the values at the output phases.
         """
@@ -905,7 +942,9 @@ class MeshSweep:
         matrix = self.matrix()
         if self._partials is not None:
             blocks, output = self._exact_blocks(outer, self._partials)
-            return -self._values("exact", blocks, output)[0].imag
+            gradient = -self._values("exact", blocks, output)[0].imag
+            _check_sums(gradient, "x and delta", self.dtype, x, delta)
+            return gradient
 
         start = (outer @ matrix)[None]
         blocks, final = self._sweep(start, self._cells, self._inverse())
@@ -925,10 +964,16 @@ class MeshSweep:
             return _exact_gradient_from_fields(self.device(), x, delta)
 
         values = self._values("exact", blocks, np.diagonal(final, axis1=1, axis2=2))
-        return -values[0].imag
+        gradient = -values[0].imag
+        _check_sums(gradient, "x and delta", self.dtype, x, delta)
+        return gradient
 
     def batch_powers(
-        self, fields: np.ndarray, direction: str, weights: np.ndarray | None = None
+        self,
+        fields: np.ndarray,
+        direction: str,
+        weights: np.ndarray | None = None,
+        name: str = "fields",
     ) -> np.ndarray:
         """Weighted batch sums Σ_b w_b·|field_b|² at every phase shifter.
 
@@ -938,6 +983,7 @@ class MeshSweep:
             direction: "forward" or "adjoint".
             weights: ``(batch,)`` weights, ``(stack, batch)`` for several weightings at
                 once, or None for a plain sum.
+            name: what to call the fields in an error message.
 
         Returns:
             ``(N²,)`` sums in phase-vector order (θ, φ, ψ), or ``(stack, N²)``, in units
@@ -952,8 +998,17 @@ class MeshSweep:
             raise ValueError(
                 f"direction {direction!r} is unknown; choose forward or adjoint"
             )
-        fields = _check_fields(fields, self.n_modes, "fields", finite=False)
+        fields = _check_fields(fields, self.n_modes, name, finite=False)
         batch = fields.shape[0]
+        if weights is not None and np.ndim(weights) not in (1, 2):
+            raise ValueError(
+                f"weights have shape {np.shape(weights)}; expected ({batch},) or "
+                f"(stack, {batch})"
+            )
+        if weights is not None and np.ndim(weights) == 2 and len(weights) == 0:
+            raise ValueError(
+                f"weights have shape {np.shape(weights)}; a stack needs at least one row"
+            )
         single = weights is None or np.ndim(weights) == 1
         rows = (
             [_check_weights(weights, batch)]
@@ -967,8 +1022,9 @@ class MeshSweep:
             rows[i] + 1j * rows[i + 1] if i + 1 < len(rows) else rows[i]
             for i in range(0, len(rows), 2)
         ]
-        grams = np.stack([_gram(fields, row, self.dtype) for row in paired])
+        grams = np.stack([_gram(fields, row, self.dtype, name) for row in paired])
         sums = self._power_sums(grams, direction)
+        _check_sums(sums, name, self.dtype, fields)
         result = np.empty((len(rows), sums.shape[1]))
         result[0::2] = sums.real
         result[1::2] = sums[: len(rows) // 2].imag
@@ -1010,6 +1066,7 @@ class MeshSweep:
                 weights = weights + 1j * _check_weights(second, fields.shape[0])
             gram += _gram(fields, weights, self.dtype, name)
         sums = self._power_sums(gram[None], direction)[0]
+        _check_sums(sums, " and ".join(names), self.dtype, *[term[0] for term in terms])
         return np.stack([sums.real, sums.imag])
 
     def _power_sums(self, grams: np.ndarray, direction: str) -> np.ndarray:
@@ -1196,6 +1253,7 @@ def batch_monitor_readings(
     rng: np.random.Generator | None = None,
     weights: np.ndarray | None = None,
     dtype: type | np.dtype = np.complex128,
+    name: str = "fields",
 ) -> np.ndarray:
     """Draw the weighted batch sum Σ_b w_b·r_b of the monitor readings r_b of one pass.
 
@@ -1214,6 +1272,7 @@ def batch_monitor_readings(
         rng: source of the noise draws; needed when the monitor is noisy.
         weights: ``(batch,)`` weights w_b; None means 1.
         dtype: complex128 or complex64 for the sweep.
+        name: what to call the fields in an error message.
 
     Returns:
         ``(N²,)`` summed readings in phase-vector order, in units of the launched power.
@@ -1228,11 +1287,11 @@ def batch_monitor_readings(
             f"direction {direction!r} is unknown; choose forward or adjoint"
         )
     # The sweep finds non-finite fields in its Gram matrix; recorded fields are checked here.
-    fields = _check_fields(fields, device.layout.n_modes, "fields", finite=False)
+    fields = _check_fields(fields, device.layout.n_modes, name, finite=False)
     weights = _check_weights(weights, fields.shape[0])
     variance = reading_variance(monitor)
     if variance is None:
-        _check_fields(fields, device.layout.n_modes, "fields")
+        _check_fields(fields, device.layout.n_modes, name)
         readings = detect(
             _powers_from_fields(device, fields, direction),
             monitor,
@@ -1243,9 +1302,9 @@ def batch_monitor_readings(
     sweep = sweep_for(device, dtype)
     c0, c1 = variance
     if c0 == 0 and c1 == 0:
-        return sweep.batch_powers(fields, direction, weights)
+        return sweep.batch_powers(fields, direction, weights, name)
     rng = _require_rng(rng, monitor)
-    sums = sweep.batch_powers(fields, direction, np.stack([weights, weights**2]))
+    sums = sweep.batch_powers(fields, direction, np.stack([weights, weights**2]), name)
     spread = c0 * np.sum(weights**2) + c1 * np.maximum(sums[1], 0.0)
     return sums[0] + np.sqrt(spread) * rng.standard_normal(sums.shape[1])
 
@@ -1393,6 +1452,15 @@ def measured_batch_gradient(
                 f"modes but the forward pass on {n}; all passes need the same mesh"
             )
     batch = _check_fields(forward.fields, n, "forward fields", finite=False).shape[0]
+    for name, optical_pass in (("adjoint", adjoint), ("interference", interference)):
+        samples = _check_fields(
+            optical_pass.fields, n, f"{name} fields", finite=False
+        ).shape[0]
+        if samples != batch:
+            raise ValueError(
+                f"the {name} pass has {samples} samples but the forward pass {batch}; "
+                "every pass needs the same batch"
+            )
     weights = _check_weights(weights, batch)
 
     forward_variance = reading_variance(forward.monitor)
@@ -1420,6 +1488,7 @@ def measured_batch_gradient(
             rng,
             weights,
             dtype,
+            "interference fields",
         ) - batch_monitor_readings(
             forward.device,
             forward.fields,
@@ -1428,20 +1497,32 @@ def measured_batch_gradient(
             rng,
             weights,
             dtype,
+            "forward fields",
         )
     adjoint_device = adjoint.device
     if same_device(adjoint_device, forward.device):
         adjoint_device = forward.device
     backward = batch_monitor_readings(
-        adjoint_device, adjoint.fields, "adjoint", adjoint.monitor, rng, weights, dtype
+        adjoint_device,
+        adjoint.fields,
+        "adjoint",
+        adjoint.monitor,
+        rng,
+        weights,
+        dtype,
+        "adjoint fields",
     )
     if power_factors is None:
         return 0.5 * (difference - backward)
     factors = np.asarray(power_factors, dtype=float)
-    if factors.shape != difference.shape or not np.all(factors > 0):
+    if (
+        factors.shape != difference.shape
+        or not np.all(factors > 0)
+        or not np.all(np.isfinite(factors))
+    ):
         raise ValueError(
-            f"power_factors must be {difference.shape[0]} positive numbers, one per "
-            f"phase; got shape {factors.shape}"
+            f"power_factors must be {difference.shape[0]} positive finite numbers, one "
+            f"per phase; got shape {factors.shape}"
         )
     return 0.5 * (difference - factors**2 * backward) / factors
 

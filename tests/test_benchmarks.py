@@ -9,8 +9,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench_core.py", "bench_schedule_overhead.py"])
-def test_benchmark_smoke_run(script):
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("bench_core.py", "ratio"),
+        ("bench_schedule_overhead.py", "ratio"),
+        ("bench_exact_steps.py", "blocks F_p·M·G_p of every cell"),
+    ],
+)
+def test_benchmark_smoke_run(script, expected):
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), "--smoke"],
         capture_output=True,
@@ -19,4 +26,4 @@ def test_benchmark_smoke_run(script):
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    assert "ratio" in completed.stdout
+    assert expected in completed.stdout

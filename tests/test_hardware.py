@@ -228,6 +228,15 @@ def test_passes_without_phase_noise_share_one_device() -> None:
     np.testing.assert_allclose(updated.transfer_matrix, updated.matrix(), atol=1e-12)
 
 
+@pytest.mark.parametrize("time_s", [float("nan"), float("inf"), "1", True])
+def test_pass_device_rejects_invalid_time(time_s: object) -> None:
+    chip = Chip(MeshLayout.create(4, "rectangular"), EVERY_ERROR, seed=3)
+    with pytest.raises(ValueError, match="time_s .* is invalid"):
+        chip.pass_device("forward", time_s)
+    with pytest.raises(ValueError, match="time_s .* is invalid"):
+        chip.program(chip.phases, time_s)
+
+
 def test_passes_with_phase_noise_get_their_own_device() -> None:
     layout = MeshLayout.create(6, "rectangular")
     chip = Chip(layout, EVERY_ERROR, seed=3)

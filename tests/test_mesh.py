@@ -234,6 +234,15 @@ def test_nan_input_raises(method: str) -> None:
         getattr(device, method)(x)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_device_rejects_non_finite_phases(bad: float) -> None:
+    layout = MeshLayout.create(3, "rectangular")
+    phases = random_phases(layout, 0)
+    phases[4] = bad
+    with pytest.raises(ValueError, match=r"NaN or infinity \(1 of 9\)"):
+        RealisedMesh.ideal(layout, phases)
+
+
 def test_wrong_input_width_raises_naming_shape() -> None:
     layout = MeshLayout.create(3, "rectangular")
     device = RealisedMesh.ideal(layout, random_phases(layout, 0))

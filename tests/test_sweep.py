@@ -339,6 +339,72 @@ def test_complex64_overflow_named_as_overflow() -> None:
         batch_powers(device, launched, "forward", dtype=np.complex64)
 
 
+def test_batch_powers_overflow_named_as_overflow() -> None:
+    # At this scale the Gram matrix is finite but the swept sums overflow.
+    device = lossy_device(8, "rectangular")
+    launched = fields(np.random.default_rng(0), 16, 8) * 2e153
+    with pytest.raises(ValueError, match="overflow complex128"):
+        batch_powers(device, launched, "forward")
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (2.0, r"shape \(\); expected \(6,\) or \(stack, 6\)"),
+        (np.ones((0, 6)), "at least one row"),
+        (np.ones((2, 2, 6)), r"shape \(2, 2, 6\)"),
+        (np.ones(6) * (1 + 1j), "weights are complex"),
+    ],
+    ids=["scalar", "empty-stack", "three-axes", "complex"],
+)
+def test_batch_powers_reject_bad_weights(weights: object, message: str) -> None:
+    device = lossy_device(5, "rectangular")
+    with pytest.raises(ValueError, match=message):
+        batch_powers(device, np.ones((6, 5), dtype=complex), "forward", weights)
+
+
+@pytest.mark.parametrize("dtype", [None, "foo", np.float64])
+def test_sweep_rejects_unsupported_dtype(dtype: object) -> None:
+    device = lossy_device(4, "rectangular")
+    with pytest.raises(ValueError, match="sweep dtype .* is unsupported"):
+        MeshSweep(device, dtype=dtype)
+
+
+def test_sweep_rejects_cells_wider_than_mesh() -> None:
+    device = lossy_device(8, "rectangular")
+    with pytest.raises(ValueError, match="cell_columns 1000 is invalid; .* from 1 to 8"):
+        MeshSweep(device, cell_columns=1000)
+    assert MeshSweep(device, cell_columns=8).n_layers >= 1
+
+
+def test_measured_gradient_names_short_adjoint_batch() -> None:
+    device = lossy_device(6, "rectangular")
+    rng = np.random.default_rng(3)
+    x = fields(rng, 8, 6)
+    with pytest.raises(ValueError, match="adjoint pass has 5 samples but the forward"):
+        measured_batch_gradient(
+            OpticalPass(device, x),
+            OpticalPass(device, fields(rng, 5, 6)),
+            OpticalPass(device, x),
+            np.ones(8),
+        )
+
+
+def test_measured_gradient_rejects_infinite_power_factors() -> None:
+    device = lossy_device(6, "rectangular")
+    x = fields(np.random.default_rng(4), 8, 6)
+    factors = np.ones(36)
+    factors[3] = np.inf
+    with pytest.raises(ValueError, match="positive finite numbers"):
+        measured_batch_gradient(
+            OpticalPass(device, x),
+            OpticalPass(device, x),
+            OpticalPass(device, x),
+            np.ones(8),
+            power_factors=factors,
+        )
+
+
 def test_kept_partials_not_shared_between_live_devices() -> None:
     # A sweep that is gone hands its buffer of partial products to the next device. A
     # live device must keep its own, whatever is built or dropped after it.
