@@ -306,13 +306,19 @@ def site_elements(
 # half the speed of this loop for (1024, 64) complex128 arrays on the 2-core benchmark
 # machine (73 µs against 37 µs). It runs once per Gram matrix of a measured gradient.
 @numba.njit(cache=True)
-def scale_rows(fields: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Return ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]``."""
-    out = np.empty_like(fields)
+def scale_rows_into(fields: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
+    """Write ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]`` to ``out``."""
     for row in range(fields.shape[0]):
         factor = factors[row]
         for column in range(fields.shape[1]):
             out[row, column] = fields[row, column] * factor
+
+
+@numba.njit(cache=True)
+def scale_rows(fields: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Return ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]``."""
+    out = np.empty_like(fields)
+    scale_rows_into(fields, factors, out)
     return out
 
 

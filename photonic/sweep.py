@@ -57,7 +57,7 @@ from photonic.kernels import (
     cell_products,
     interference_fields,
     mzi_blocks,
-    scale_rows,
+    scale_rows_into,
     site_elements,
     site_values,
 )
@@ -209,9 +209,14 @@ def _gram(
     original = fields
     fields = np.ascontiguousarray(fields, dtype=dtype)
     # A non-finite entry is reported below; compiled code raises no floating-point
-    # warnings for it.
-    weighted = scale_rows(fields, weights.astype(dtype))
-    gram = _batch_product(weighted, fields, dtype, conjugate=True)
+    # warnings for it. The weighted rows live only until the product is taken, so
+    # they go to a pooled buffer that the next Gram matrix of this shape reuses.
+    weighted = _take_buffer(fields.shape, fields.dtype)
+    try:
+        scale_rows_into(fields, weights.astype(dtype), weighted)
+        gram = _batch_product(weighted, fields, dtype, conjugate=True)
+    finally:
+        _return_buffer(weighted)
     if not np.all(np.isfinite(gram)):
         _check_fields(original, fields.shape[1], name)
         _raise_overflow(name, dtype, float(np.max(np.abs(original))))
@@ -246,32 +251,40 @@ def _raise_overflow(name: str, dtype: np.dtype, largest: float) -> None:
 
 
 # Buffers for the kept partial products, handed from a sweep that is gone to the next
-# one of the same shape. A new array of a few MB costs a page fault per 4 kB page when the
-# allocator maps fresh memory for it, and at N = 64 that took about 0.5 ms per device,
-# half the time of composing U.
+# one of the same shape, and for the weighted rows of a Gram product. A new array of a
+# few MB costs a page fault per 4 kB page when the allocator maps fresh memory for it,
+# and at N = 64 that took about 0.5 ms per device, half the time of composing U.
 _BUFFER_POOL: dict[tuple[tuple[int, ...], np.dtype], list[np.ndarray]] = {}
 _BUFFERS_PER_SHAPE = 4
+_POOL_MAX_BYTES = 64 * 2**20
+_POOL_LOCK = threading.Lock()
+_pool_bytes = 0
 
 
 def _take_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Return a writable array of ``shape`` and ``dtype`` from the pool, or a new one."""
-    free = _BUFFER_POOL.get((shape, dtype))
-    if free:
-        try:
+    global _pool_bytes
+    with _POOL_LOCK:
+        free = _BUFFER_POOL.get((shape, np.dtype(dtype)))
+        if free:
             buffer = free.pop()
-        except IndexError:
-            pass
-        else:
+            _pool_bytes -= buffer.nbytes
             buffer.setflags(write=True)
             return buffer
     return np.empty(shape, dtype=dtype)
 
 
 def _return_buffer(buffer: np.ndarray) -> None:
-    """Put a buffer back into the pool, unless the pool of its shape is full."""
-    free = _BUFFER_POOL.setdefault((buffer.shape, buffer.dtype), [])
-    if len(free) < _BUFFERS_PER_SHAPE:
-        free.append(buffer)
+    """Put a buffer back into the pool, unless its shape or the pool's bytes are full."""
+    global _pool_bytes
+    with _POOL_LOCK:
+        free = _BUFFER_POOL.setdefault((buffer.shape, buffer.dtype), [])
+        if (
+            len(free) < _BUFFERS_PER_SHAPE
+            and _pool_bytes + buffer.nbytes <= _POOL_MAX_BYTES
+        ):
+            free.append(buffer)
+            _pool_bytes += buffer.nbytes
 
 
 # Cosines and sines of coupler angles. The devices of one chip share its angle array, so
