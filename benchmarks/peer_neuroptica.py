@@ -66,27 +66,29 @@ for _variable in THREAD_VARIABLES:
 import argparse
 import json
 import logging
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-from photonic.hardware import Chip, HardwareConfig
-from photonic.insitu import measure_gradient
 from photonic.losses import ComplexMSE
-from photonic.mesh import MeshLayout, RealisedMesh
-from photonic.network import IdentityActivation, PhotonicNetwork
-from photonic.reference import exact_gradient
-from photonic.sweep import propagate
+
+from peer_common import (
+    Problem,
+    Row,
+    RowResult,
+    build_problem,
+    machine_description,
+    our_environment,
+    summarise,
+    time_ours,
+    write_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -132,26 +134,6 @@ FULL_RUN = PeerConfig()
 SMOKE_RUN = PeerConfig(modes=8, batch=16, repeats=2, calls=1)
 
 
-@dataclass(frozen=True)
-class Problem:
-    """The mesh, network and data that both packages receive."""
-
-    network: PhotonicNetwork
-    device: RealisedMesh
-    x: np.ndarray
-    targets: np.ndarray
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the report: an operation, the keys of its times, neuroptica's option."""
-
-    operation: str
-    theirs: str
-    ours: str
-    option: str | None = None
-
-
 ROWS = (
     Row("forward pass, outputs only", "forward", "forward"),
     Row("forward pass, fields at every shifter", "forward_fields", "forward_fields"),
@@ -165,36 +147,6 @@ ROWS = (
     ),
 )
 TARGET_ROW = 3
-
-
-def build_problem(config: PeerConfig) -> Problem:
-    """Build an ideal rectangular chip with random phases, a batch and targets."""
-    chip_seed, data_seed = np.random.SeedSequence(config.seed).spawn(2)
-    layout = MeshLayout.create(config.modes, "rectangular")
-    chip = Chip(layout, HardwareConfig(), seed=chip_seed)
-    network = PhotonicNetwork([chip], IdentityActivation(), ComplexMSE())
-    rng = np.random.default_rng(data_seed)
-    shape = (config.batch, config.modes)
-    x = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    targets = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    return Problem(network=network, device=chip.device(), x=x, targets=targets)
-
-
-def write_problem(problem: Problem, path: Path) -> None:
-    """Save the phases (θ, φ, ψ in rad), MZI positions, inputs and targets for the worker."""
-    layout = problem.device.layout
-    theta, phi, psi = layout.split_phases(problem.device.phases)
-    np.savez(
-        path,
-        n_modes=layout.n_modes,
-        theta=theta,
-        phi=phi,
-        psi=psi,
-        column_lengths=np.array([len(column) for column in layout.columns]),
-        top_modes=layout.mzi_top_modes,
-        x=problem.x,
-        targets=problem.targets,
-    )
 
 
 def mirrored_reference(problem: Problem) -> dict[str, np.ndarray]:
@@ -345,124 +297,6 @@ class NeuropticaWorker:
         self.close()
 
 
-def best_time(function: Callable[[], object], calls: int) -> float:
-    """Return the shortest wall time in s of ``calls`` calls of ``function``.
-
-    One untimed call comes first, so compiling or loading code is not timed.
-    """
-    function()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def time_ours(problem: Problem, calls: int) -> dict[str, float]:
-    """Time our operations, best of ``calls`` calls each, in s.
-
-    The forward pass and both gradients start from a new device, as after a phase
-    update: a device keeps its transfer matrix and cells, and so does a chip while its
-    phases stay put. For the measured gradient the chip is reprogrammed inside the
-    timed call, alternately with phases 1e-9 rad apart, so it also pays for programming.
-    """
-    device, network = problem.device, problem.network
-    x, targets = problem.x, problem.targets
-    chip = network.chips[0]
-    settings = [chip.phases.copy(), chip.phases + 1e-9]
-
-    def measured_after_update() -> object:
-        settings.reverse()
-        chip.phases = settings[0]
-        return measure_gradient(network, x, targets)
-
-    return {
-        "forward": best_time(
-            lambda: propagate(device.with_phases(device.phases), x), calls
-        ),
-        "forward_fields": best_time(lambda: device.forward(x, record=True), calls),
-        "exact_gradient": best_time(
-            lambda: exact_gradient(
-                [device.with_phases(device.phases)],
-                network.activation,
-                network.loss,
-                x,
-                targets,
-            ),
-            calls,
-        ),
-        "measured_gradient": best_time(measured_after_update, calls),
-    }
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """Medians over the repeats of one report line; times in s."""
-
-    row: Row
-    option: str
-    theirs: float
-    ours: float
-    speed_up: float
-
-
-def summarise(
-    theirs_runs: list[dict[str, dict[str, float]]],
-    ours_runs: list[dict[str, float]],
-) -> list[RowResult]:
-    """Reduce the repeats to medians, picking neuroptica's fastest option per row."""
-    results = []
-    for row in ROWS:
-        options = theirs_runs[0][row.theirs]
-        option = row.option
-        if option is None:
-            option = min(
-                options,
-                key=lambda name: statistics.median(
-                    run[row.theirs][name] for run in theirs_runs
-                ),
-            )
-        theirs = [run[row.theirs][option] for run in theirs_runs]
-        ours = [run[row.ours] for run in ours_runs]
-        results.append(
-            RowResult(
-                row=row,
-                option=option,
-                theirs=statistics.median(theirs),
-                ours=statistics.median(ours),
-                speed_up=statistics.median(t / o for t, o in zip(theirs, ours)),
-            )
-        )
-    return results
-
-
-def machine_description() -> str:
-    """Return the CPU model and the number of logical cores of this machine."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} logical cores"
-
-
-def our_environment() -> str:
-    """Describe Python, numpy and BLAS in this process, with BLAS's current thread count."""
-    blas = [
-        f"{info.get('internal_api')} {info.get('version')} "
-        f"({info.get('num_threads')} thread)"
-        for info in threadpool_info()
-        if info.get("user_api") == "blas"
-    ]
-    return (
-        f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"BLAS {', '.join(blas)}"
-    )
-
-
 def print_report(
     config: PeerConfig,
     environment: str,
@@ -509,7 +343,7 @@ def print_report(
 def run(config: PeerConfig, venv: Path) -> None:
     """Check both meshes against each other, time both packages in turn, and report."""
     neuroptica_python(venv)
-    problem = build_problem(config)
+    problem = build_problem(config.modes, config.batch, config.seed)
     with tempfile.TemporaryDirectory(prefix="peer-neuroptica-") as folder:
         folder_path = Path(folder)
         problem_path = folder_path / "problem.npz"
@@ -525,9 +359,9 @@ def run(config: PeerConfig, venv: Path) -> None:
                 for repeat in range(config.repeats):
                     if repeat % 2 == 0:
                         theirs_runs.append(worker.time_operations(config.calls))
-                        ours_runs.append(time_ours(problem, config.calls))
+                        ours_runs.append(time_ours(problem, config.calls, fields=True))
                     else:
-                        ours_runs.append(time_ours(problem, config.calls))
+                        ours_runs.append(time_ours(problem, config.calls, fields=True))
                         theirs_runs.append(worker.time_operations(config.calls))
                     logger.info("repeat %d of %d done", repeat + 1, config.repeats)
                 environment = our_environment()
@@ -536,7 +370,7 @@ def run(config: PeerConfig, venv: Path) -> None:
         environment,
         worker.environment,
         differences,
-        summarise(theirs_runs, ours_runs),
+        summarise(ROWS, theirs_runs, ours_runs),
     )
 
 

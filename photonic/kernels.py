@@ -307,7 +307,7 @@ def site_elements(
 # machine (73 µs against 37 µs). It runs once per Gram matrix of a measured gradient.
 @numba.njit(cache=True)
 def scale_rows_into(fields: np.ndarray, factors: np.ndarray, out: np.ndarray) -> None:
-    """Write ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]`` to ``out``."""
+    """Scale row b of ``fields`` ``(batch, N)`` by ``factors[b]``, writing to ``out``."""
     for row in range(fields.shape[0]):
         factor = factors[row]
         for column in range(fields.shape[1]):
@@ -316,7 +316,7 @@ def scale_rows_into(fields: np.ndarray, factors: np.ndarray, out: np.ndarray) ->
 
 @numba.njit(cache=True)
 def scale_rows(fields: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Return ``fields`` ``(batch, N)`` with row b multiplied by ``factors[b]``."""
+    """Scale row b of ``fields`` ``(batch, N)`` by ``factors[b]`` into a new array."""
     out = np.empty_like(fields)
     scale_rows_into(fields, factors, out)
     return out

@@ -1554,11 +1554,6 @@ def _summed_difference(
     # Non-finite fields make the Gram matrix non-finite; combined_powers then names them.
     summed = _check_fields(interference.fields, n, "interference fields", finite=False)
     launched = _check_fields(forward.fields, n, "forward fields", finite=False)
-    if summed.shape[0] != weights.size:
-        raise ValueError(
-            "the interference and the forward pass have different batch sizes; "
-            f"got {summed.shape[0]} and {weights.size}"
-        )
     (c0_f, c1_f), (c0_i, c1_i) = forward_variance, interference_variance
     noisy = max(c0_f, c1_f, c0_i, c1_i) > 0
     sums = sweep_for(forward.device, dtype).combined_powers(

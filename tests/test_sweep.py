@@ -411,17 +411,17 @@ def test_kept_partials_not_shared_between_live_devices() -> None:
     base = lossy_device(12, "rectangular")
     rng = np.random.default_rng(9)
     x, delta = fields(rng, 6, 12), fields(rng, 6, 12)
-    kept = base.with_phases(base.phases + 0.2)
-    expected = recorded_gradient(kept, x, delta)
-    assert relative_error(exact_batch_gradient(kept, x, delta), expected) < 1e-10
+    live = base.with_phases(base.phases + 0.2)
+    expected = recorded_gradient(live, x, delta)
+    assert relative_error(exact_batch_gradient(live, x, delta), expected) < 1e-10
     for shift in np.linspace(0.3, 1.5, 5):
         other = base.with_phases(base.phases + shift)
         other_gradient = exact_batch_gradient(other, x, delta)
         reference = recorded_gradient(other, x, delta)
         assert relative_error(other_gradient, reference) < 1e-10
         del other
-    again = exact_batch_gradient(kept.with_phases(kept.phases), x, delta)
-    assert relative_error(exact_batch_gradient(kept, x, delta), expected) < 1e-10
+    again = exact_batch_gradient(live.with_phases(live.phases), x, delta)
+    assert relative_error(exact_batch_gradient(live, x, delta), expected) < 1e-10
     assert relative_error(again, expected) < 1e-10
 
 
